@@ -1,0 +1,2 @@
+DROP TABLE IF EXISTS workloads;
+DROP SEQUENCE IF EXISTS mesh_version_seq;

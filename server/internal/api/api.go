@@ -1,0 +1,41 @@
+// Package api is the control plane's HTTP surface: the REST API under /api/v1, the health
+// endpoints, and the console's static files. Every route is listed in routes.go; each handler
+// is built by a maker function that takes only what it uses.
+package api
+
+import (
+	"context"
+	"encoding/json"
+	"io/fs"
+	"log/slog"
+	"net/http"
+)
+
+// Pinger reports whether a dependency answers.
+type Pinger interface {
+	Ping(ctx context.Context) error
+}
+
+// Deps are the parts of the control plane the HTTP surface uses.
+type Deps struct {
+	Log *slog.Logger
+	// DB is pinged by /readyz.
+	DB Pinger
+	// XDSServing reports whether the xDS listener is serving; nil means it is not.
+	XDSServing func() bool
+	// Proxies lists the mesh's proxies.
+	Proxies ProxyLister
+	// Console holds the console's files, with index.html at its root.
+	Console fs.FS
+}
+
+// NewServer returns the HTTP handler of the control plane.
+func NewServer(d Deps) http.Handler {
+	return routes(d)
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	_ = json.NewEncoder(w).Encode(v)
+}

@@ -1,0 +1,58 @@
+package api
+
+import (
+	"net/http"
+	"time"
+
+	"github.com/sluicemesh/sluice/server/internal/xds"
+)
+
+// ProxyLister lists the mesh's proxies with their sync state.
+type ProxyLister interface {
+	Proxies() []xds.ProxyInfo
+}
+
+// proxyView is one proxy in GET /api/v1/proxies.
+type proxyView struct {
+	NodeID         string            `json:"nodeId"`
+	Namespace      string            `json:"namespace"`
+	Service        string            `json:"service"`
+	Workload       string            `json:"workload"`
+	Mode           string            `json:"mode"`
+	Address        string            `json:"address"`
+	Labels         map[string]string `json:"labels"`
+	ServiceAccount string            `json:"serviceAccount"`
+	Connected      bool              `json:"connected"`
+	Draining       bool              `json:"draining"`
+	ConnectedAt    time.Time         `json:"connectedAt"`
+	DisconnectedAt *time.Time        `json:"disconnectedAt,omitempty"`
+	Acked          map[string]string `json:"acked"`
+	Sent           map[string]string `json:"sent"`
+	Nacks          map[string]string `json:"nacks"`
+	LastSync       *time.Time        `json:"lastSync,omitempty"`
+}
+
+// handleListProxies answers GET /api/v1/proxies: every registered proxy, the versions it has
+// acknowledged per xDS type, and any NACK with its message.
+func handleListProxies(pl ProxyLister) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		ps := pl.Proxies()
+		out := make([]proxyView, 0, len(ps))
+		for _, p := range ps {
+			v := proxyView{
+				NodeID: p.NodeID, Namespace: p.Namespace, Service: p.Service, Workload: p.Name,
+				Mode: p.Mode, Address: p.Address.String(), Labels: p.Labels,
+				ServiceAccount: p.ServiceAccount, Connected: p.Connected, Draining: p.Draining,
+				ConnectedAt: p.ConnectedAt, Acked: p.Acked, Sent: p.Sent, Nacks: p.Nack,
+			}
+			if !p.DisconnectedAt.IsZero() {
+				v.DisconnectedAt = &p.DisconnectedAt
+			}
+			if !p.LastSync.IsZero() {
+				v.LastSync = &p.LastSync
+			}
+			out = append(out, v)
+		}
+		writeJSON(w, http.StatusOK, map[string]any{"proxies": out})
+	}
+}

@@ -1,0 +1,454 @@
+// Package xds turns the mesh (the registry's workloads, and the stored configuration as it
+// lands) into Envoy v3 resources and streams them to proxies over ADS.
+//
+// Watch, translate, stream: the registry and the store publish changes; Run debounces them,
+// rebuilds every connected proxy's configuration with pure builders (translate.go), and hands
+// each proxy a snapshot to go-control-plane's cache, which streams it. A proxy's snapshot
+// changes only in the types whose content changed for it, so an unrelated change pushes
+// nothing, and each type's version is the mesh version at which its content last changed.
+// Versions come from a PostgreSQL sequence, so a restarted server never reuses one.
+package xds
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"hash/fnv"
+	"log/slog"
+	"net/netip"
+	"strconv"
+	"sync"
+	"time"
+
+	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
+	discoveryv3 "github.com/envoyproxy/go-control-plane/envoy/service/discovery/v3"
+	"github.com/envoyproxy/go-control-plane/pkg/cache/types"
+	cachev3 "github.com/envoyproxy/go-control-plane/pkg/cache/v3"
+	resourcev3 "github.com/envoyproxy/go-control-plane/pkg/resource/v3"
+	serverv3 "github.com/envoyproxy/go-control-plane/pkg/server/v3"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/types/known/structpb"
+
+	"github.com/sluicemesh/sluice/internal/meta"
+	"github.com/sluicemesh/sluice/server/internal/registry"
+)
+
+// Debounce bounds: a push waits for Quiet without further changes, but never longer than
+// MaxDelay after the first change, so a steady trickle of changes cannot starve pushes.
+const (
+	debounceQuiet    = 10 * time.Millisecond
+	debounceMaxDelay = 50 * time.Millisecond
+)
+
+// Versioner hands out mesh-wide config versions. The PostgreSQL store implements it.
+type Versioner interface {
+	NextVersion(ctx context.Context) (int64, error)
+}
+
+// Server is the ADS server: it registers proxies in the registry as they connect and keeps
+// each one's snapshot current.
+type Server struct {
+	log      *slog.Logger
+	reg      *registry.Registry
+	versions Versioner
+	cache    cachev3.SnapshotCache
+	xds      serverv3.Server
+	kick     chan struct{}
+
+	mu      sync.Mutex
+	streams map[int64]string // stream id → node id, once the first request named the node
+	nodes   map[string]*nodeState
+}
+
+// nodeState is what the server knows of one connected proxy.
+type nodeState struct {
+	workload registry.Workload
+	streams  int
+	// hashes and versions of the last snapshot, per type URL.
+	hashes   map[string]uint64
+	versions map[string]string
+	status   streamStatus
+}
+
+// streamStatus is what a proxy has acknowledged, keyed by type URL.
+type streamStatus struct {
+	acked    map[string]string // last version ACKed
+	sent     map[string]string // last version sent
+	nack     map[string]string // last NACK message, cleared by a later ACK
+	lastSync time.Time
+}
+
+// New returns an ADS server. Call Register to attach it to a gRPC server and Run to keep the
+// snapshots current.
+func New(ctx context.Context, log *slog.Logger, reg *registry.Registry, versions Versioner) *Server {
+	s := &Server{
+		log:      log,
+		reg:      reg,
+		versions: versions,
+		cache:    cachev3.NewSnapshotCache(true, cachev3.IDHash{}, nil),
+		kick:     make(chan struct{}, 1),
+		streams:  map[int64]string{},
+		nodes:    map[string]*nodeState{},
+	}
+	s.xds = serverv3.NewServer(ctx, s.cache, serverv3.CallbackFuncs{
+		StreamOpenFunc:     s.onStreamOpen,
+		StreamClosedFunc:   s.onStreamClosed,
+		StreamRequestFunc:  s.onStreamRequest,
+		StreamResponseFunc: s.onStreamResponse,
+	})
+	return s
+}
+
+// Register attaches the ADS service to g.
+func (s *Server) Register(g *grpc.Server) {
+	discoveryv3.RegisterAggregatedDiscoveryServiceServer(g, s.xds)
+}
+
+func (s *Server) onStreamOpen(ctx context.Context, id int64, typeURL string) error {
+	if typeURL != resourcev3.AnyType {
+		return status.Errorf(codes.Unimplemented, "only ADS (StreamAggregatedResources) is served; got a stream for %s", typeURL)
+	}
+	return nil
+}
+
+func (s *Server) onStreamRequest(id int64, req *discoveryv3.DiscoveryRequest) error {
+	s.mu.Lock()
+	nodeID, known := s.streams[id]
+	s.mu.Unlock()
+	if !known {
+		w, err := WorkloadFromNode(req.GetNode())
+		if err != nil {
+			s.log.Warn("proxy refused", "node_id", req.GetNode().GetId(), "error", err)
+			return status.Error(codes.InvalidArgument, err.Error())
+		}
+		if err := s.reg.Connect(context.Background(), w); err != nil {
+			s.log.Error("register proxy", "node_id", w.NodeID, "error", err)
+			return status.Error(codes.Unavailable, "the control plane cannot record this proxy right now; retrying will help")
+		}
+		nodeID = w.NodeID
+		s.mu.Lock()
+		s.streams[id] = nodeID
+		n := s.nodes[nodeID]
+		if n == nil {
+			n = &nodeState{hashes: map[string]uint64{}, versions: map[string]string{}}
+			n.status = streamStatus{acked: map[string]string{}, sent: map[string]string{}, nack: map[string]string{}}
+			s.nodes[nodeID] = n
+		}
+		n.workload = w
+		n.streams++
+		s.mu.Unlock()
+		s.Kick()
+	}
+	if req.GetNode().GetMetadata().GetFields()[meta.KeyDraining].GetStringValue() == "true" {
+		if err := s.reg.Drain(context.Background(), nodeID); err != nil {
+			s.log.Error("drain proxy", "node_id", nodeID, "error", err)
+		}
+	}
+	if req.GetResponseNonce() == "" {
+		return nil
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	n := s.nodes[nodeID]
+	if n == nil {
+		return nil
+	}
+	n.status.lastSync = time.Now()
+	if d := req.GetErrorDetail(); d != nil {
+		n.status.nack[req.GetTypeUrl()] = d.GetMessage()
+		s.log.Warn("proxy rejected config", "node_id", nodeID, "type", shortType(req.GetTypeUrl()), "error", d.GetMessage())
+		return nil
+	}
+	delete(n.status.nack, req.GetTypeUrl())
+	n.status.acked[req.GetTypeUrl()] = req.GetVersionInfo()
+	return nil
+}
+
+func (s *Server) onStreamResponse(_ context.Context, id int64, _ *discoveryv3.DiscoveryRequest, resp *discoveryv3.DiscoveryResponse) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if n := s.nodes[s.streams[id]]; n != nil {
+		n.status.sent[resp.GetTypeUrl()] = resp.GetVersionInfo()
+	}
+}
+
+func (s *Server) onStreamClosed(id int64, _ *corev3.Node) {
+	s.mu.Lock()
+	nodeID, ok := s.streams[id]
+	delete(s.streams, id)
+	if ok {
+		if n := s.nodes[nodeID]; n != nil {
+			n.streams--
+			if n.streams <= 0 {
+				delete(s.nodes, nodeID)
+				s.cache.ClearSnapshot(nodeID)
+			}
+		}
+	}
+	s.mu.Unlock()
+	if !ok {
+		return
+	}
+	if err := s.reg.Disconnect(context.Background(), nodeID); err != nil {
+		s.log.Error("disconnect proxy", "node_id", nodeID, "error", err)
+	}
+}
+
+// Kick asks for a rebuild of every proxy's snapshot.
+func (s *Server) Kick() {
+	select {
+	case s.kick <- struct{}{}:
+	default:
+	}
+}
+
+// Run rebuilds snapshots after every change until ctx ends.
+func (s *Server) Run(ctx context.Context) error {
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-s.reg.Changed():
+		case <-s.kick:
+		}
+		if !s.debounce(ctx) {
+			return nil
+		}
+		for {
+			err := s.Push(ctx)
+			if err == nil || ctx.Err() != nil {
+				break
+			}
+			// Only the version sequence can fail; the database may be restarting.
+			s.log.Error("push config", "error", err)
+			select {
+			case <-ctx.Done():
+				return nil
+			case <-time.After(time.Second):
+			}
+		}
+	}
+}
+
+// debounce waits until no change arrived for debounceQuiet, or debounceMaxDelay passed.
+func (s *Server) debounce(ctx context.Context) bool {
+	deadline := time.NewTimer(debounceMaxDelay)
+	defer deadline.Stop()
+	quiet := time.NewTimer(debounceQuiet)
+	defer quiet.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return false
+		case <-deadline.C:
+			return true
+		case <-quiet.C:
+			return true
+		case <-s.reg.Changed():
+		case <-s.kick:
+		}
+		quiet.Reset(debounceQuiet)
+	}
+}
+
+// Push builds every connected proxy's configuration from the current mesh and updates the
+// snapshots whose content changed.
+func (s *Server) Push(ctx context.Context) error {
+	start := time.Now()
+	mesh := BuildMesh(s.reg.Endpoints())
+	version, err := s.versions.NextVersion(ctx)
+	if err != nil {
+		return err
+	}
+	v := strconv.FormatInt(version, 10)
+
+	s.mu.Lock()
+	nodes := make(map[string]registry.Workload, len(s.nodes))
+	for id, n := range s.nodes {
+		nodes[id] = n.workload
+	}
+	s.mu.Unlock()
+
+	byNamespace := map[string]*shared{}
+	sharedHashes := map[*shared]map[string]uint64{}
+	pushed := 0
+	for id, w := range nodes {
+		sh := byNamespace[w.Namespace]
+		if sh == nil {
+			sh = buildShared(mesh, w.Namespace)
+			byNamespace[w.Namespace] = sh
+			sharedHashes[sh] = map[string]uint64{
+				resourcev3.RouteType:    hashResources(sh.routes),
+				resourcev3.EndpointType: hashResources(sh.endpoints),
+			}
+		}
+		res := BuildProxy(w, sh)
+		byType := map[string][]types.Resource{
+			resourcev3.ListenerType: res.Listeners,
+			resourcev3.RouteType:    res.Routes,
+			resourcev3.ClusterType:  res.Clusters,
+			resourcev3.EndpointType: res.Endpoints,
+		}
+		hashes := map[string]uint64{
+			resourcev3.ListenerType: hashResources(res.Listeners),
+			resourcev3.RouteType:    sharedHashes[sh][resourcev3.RouteType],
+			resourcev3.ClusterType:  hashResources(res.Clusters),
+			resourcev3.EndpointType: sharedHashes[sh][resourcev3.EndpointType],
+		}
+		changed, snap := s.nextSnapshot(id, v, byType, hashes)
+		if !changed {
+			continue
+		}
+		if err := snap.Consistent(); err != nil {
+			s.log.Error("inconsistent snapshot skipped", "node_id", id, "error", err)
+			continue
+		}
+		if err := s.cache.SetSnapshot(ctx, id, snap); err != nil {
+			s.log.Error("set snapshot", "node_id", id, "error", err)
+			continue
+		}
+		pushed++
+	}
+	if pushed > 0 {
+		s.log.Debug("config pushed", "version", v, "proxies", pushed, "services", len(mesh.Services), "took", time.Since(start).String())
+	}
+	return nil
+}
+
+// nextSnapshot records the hashes of a proxy's new configuration and returns the snapshot to
+// publish, versioning each type with v only where its hash changed.
+func (s *Server) nextSnapshot(id, v string, byType map[string][]types.Resource, hashes map[string]uint64) (bool, *cachev3.Snapshot) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	n := s.nodes[id]
+	if n == nil {
+		return false, nil // disconnected meanwhile
+	}
+	changed := false
+	for typ, h := range hashes {
+		if old, ok := n.hashes[typ]; !ok || old != h {
+			n.hashes[typ] = h
+			n.versions[typ] = v
+			changed = true
+		}
+	}
+	if !changed {
+		return false, nil
+	}
+	snap := &cachev3.Snapshot{}
+	for typ, items := range byType {
+		rt := cachev3.GetResponseType(typ)
+		snap.Resources[rt] = cachev3.NewResources(n.versions[typ], items)
+	}
+	return true, snap
+}
+
+// ProxyInfo is a registered proxy with what it has acknowledged.
+type ProxyInfo struct {
+	registry.Entry
+	// Acked, Sent and Nack map xDS type names (LDS, RDS, CDS, EDS) to the last version the
+	// proxy ACKed, the last version sent to it, and its last NACK message.
+	Acked, Sent, Nack map[string]string
+	LastSync          time.Time
+}
+
+// Proxies returns every registered proxy, connected or within its grace period, joined with
+// its stream's ACK state.
+func (s *Server) Proxies() []ProxyInfo {
+	entries := s.reg.List()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := make([]ProxyInfo, 0, len(entries))
+	for _, e := range entries {
+		pi := ProxyInfo{Entry: e, Acked: map[string]string{}, Sent: map[string]string{}, Nack: map[string]string{}}
+		if n := s.nodes[e.NodeID]; n != nil {
+			for typ, v := range n.status.acked {
+				pi.Acked[shortType(typ)] = v
+			}
+			for typ, v := range n.status.sent {
+				pi.Sent[shortType(typ)] = v
+			}
+			for typ, v := range n.status.nack {
+				pi.Nack[shortType(typ)] = v
+			}
+			pi.LastSync = n.status.lastSync
+		}
+		out = append(out, pi)
+	}
+	return out
+}
+
+func hashResources(rs []types.Resource) uint64 {
+	h := fnv.New64a()
+	opts := proto.MarshalOptions{Deterministic: true}
+	var buf []byte
+	for _, r := range rs {
+		buf, _ = opts.MarshalAppend(buf[:0], r)
+		h.Write(buf)
+		h.Write([]byte{0})
+	}
+	return h.Sum64()
+}
+
+func shortType(typeURL string) string {
+	for _, t := range []struct{ url, name string }{
+		{resourcev3.ListenerType, "LDS"}, {resourcev3.RouteType, "RDS"},
+		{resourcev3.ClusterType, "CDS"}, {resourcev3.EndpointType, "EDS"},
+	} {
+		if t.url == typeURL {
+			return t.name
+		}
+	}
+	return typeURL
+}
+
+// WorkloadFromNode reads a proxy's registration from its xDS node. Every error names the
+// metadata key and what a valid value looks like.
+func WorkloadFromNode(n *corev3.Node) (registry.Workload, error) {
+	if n.GetId() == "" {
+		return registry.Workload{}, errors.New("the first request must carry node.id")
+	}
+	f := n.GetMetadata().GetFields()
+	str := func(k string) string { return f[k].GetStringValue() }
+	w := registry.Workload{
+		NodeID:         n.GetId(),
+		Namespace:      str(meta.KeyNamespace),
+		Service:        str(meta.KeyService),
+		Name:           str(meta.KeyWorkloadName),
+		Mode:           str(meta.KeyMode),
+		ServiceAccount: str(meta.KeyServiceAccount),
+		Labels:         map[string]string{},
+	}
+	if w.Namespace == "" || w.Service == "" {
+		return registry.Workload{}, fmt.Errorf("node %s: metadata %s and %s are required", w.NodeID, meta.KeyNamespace, meta.KeyService)
+	}
+	switch w.Mode {
+	case "":
+		w.Mode = meta.ModeSidecar
+	case meta.ModeSidecar, meta.ModeGateway:
+	default:
+		return registry.Workload{}, fmt.Errorf("node %s: metadata %s %q must be %q or %q", w.NodeID, meta.KeyMode, w.Mode, meta.ModeSidecar, meta.ModeGateway)
+	}
+	if w.Name == "" {
+		w.Name = w.NodeID
+	}
+	addr, err := netip.ParseAddr(str(meta.KeyAddress))
+	if err != nil {
+		return registry.Workload{}, fmt.Errorf("node %s: metadata %s %q is not an IP address", w.NodeID, meta.KeyAddress, str(meta.KeyAddress))
+	}
+	w.Address = addr
+	if w.Ports, err = meta.ParseInboundPorts(str(meta.KeyInboundPorts)); err != nil {
+		return registry.Workload{}, fmt.Errorf("node %s: metadata %s: %w", w.NodeID, meta.KeyInboundPorts, err)
+	}
+	for k, v := range f[meta.KeyLabels].GetStructValue().GetFields() {
+		sv, ok := v.GetKind().(*structpb.Value_StringValue)
+		if !ok {
+			return registry.Workload{}, fmt.Errorf("node %s: metadata %s.%s must be a string", w.NodeID, meta.KeyLabels, k)
+		}
+		w.Labels[k] = sv.StringValue
+	}
+	return w, nil
+}

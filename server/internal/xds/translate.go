@@ -1,0 +1,317 @@
+package xds
+
+import (
+	"cmp"
+	"net/netip"
+	"slices"
+	"strconv"
+	"time"
+
+	clusterv3 "github.com/envoyproxy/go-control-plane/envoy/config/cluster/v3"
+	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
+	endpointv3 "github.com/envoyproxy/go-control-plane/envoy/config/endpoint/v3"
+	listenerv3 "github.com/envoyproxy/go-control-plane/envoy/config/listener/v3"
+	routev3 "github.com/envoyproxy/go-control-plane/envoy/config/route/v3"
+	routerv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/http/router/v3"
+	hcmv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/http_connection_manager/v3"
+	httpv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/upstreams/http/v3"
+	"github.com/envoyproxy/go-control-plane/pkg/cache/types"
+	"github.com/envoyproxy/go-control-plane/pkg/wellknown"
+	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/types/known/anypb"
+	"google.golang.org/protobuf/types/known/durationpb"
+	"google.golang.org/protobuf/types/known/structpb"
+	"google.golang.org/protobuf/types/known/wrapperspb"
+
+	"github.com/sluicemesh/sluice/internal/meta"
+	"github.com/sluicemesh/sluice/server/internal/registry"
+)
+
+// Service is one service of the mesh as the translator sees it: the union of the ports of its
+// workloads, and for each port the endpoints that serve it.
+type Service struct {
+	Namespace string
+	Name      string
+	// Ports are sorted ascending.
+	Ports     []uint32
+	Endpoints map[uint32][]Endpoint
+}
+
+// FQDN returns the service's fully qualified host name.
+func (s *Service) FQDN() string { return meta.FQDN(s.Name, s.Namespace) }
+
+// Endpoint is one workload's sidecar inbound listener for a service port.
+type Endpoint struct {
+	Address  netip.Addr
+	Port     uint32
+	Workload string
+	Labels   map[string]string
+}
+
+// Mesh is everything the translator reads: the services of the registry. Resources from the
+// configuration store join it as the routing capabilities land.
+type Mesh struct {
+	Services []*Service
+}
+
+// BuildMesh groups the registry's endpoint workloads into services. Gateways serve no service
+// port and so contribute no endpoints.
+func BuildMesh(workloads []registry.Workload) *Mesh {
+	byKey := map[[2]string]*Service{}
+	for _, w := range workloads {
+		if w.Mode == meta.ModeGateway || len(w.Ports) == 0 {
+			continue
+		}
+		k := [2]string{w.Namespace, w.Service}
+		s := byKey[k]
+		if s == nil {
+			s = &Service{Namespace: w.Namespace, Name: w.Service, Endpoints: map[uint32][]Endpoint{}}
+			byKey[k] = s
+		}
+		for _, p := range w.Ports {
+			if _, ok := s.Endpoints[p.Port]; !ok {
+				s.Ports = append(s.Ports, p.Port)
+			}
+			s.Endpoints[p.Port] = append(s.Endpoints[p.Port], Endpoint{
+				Address: w.Address, Port: p.Port, Workload: w.Name, Labels: w.Labels,
+			})
+		}
+	}
+	m := &Mesh{}
+	for _, s := range byKey {
+		slices.Sort(s.Ports)
+		for _, eps := range s.Endpoints {
+			slices.SortFunc(eps, func(a, b Endpoint) int { return a.Address.Compare(b.Address) })
+		}
+		m.Services = append(m.Services, s)
+	}
+	slices.SortFunc(m.Services, func(a, b *Service) int {
+		return cmp.Or(cmp.Compare(a.Namespace, b.Namespace), cmp.Compare(a.Name, b.Name))
+	})
+	return m
+}
+
+// Resources is one proxy's complete configuration, by xDS type.
+type Resources struct {
+	Listeners []types.Resource
+	Routes    []types.Resource
+	Clusters  []types.Resource
+	Endpoints []types.Resource
+}
+
+// shared is the part of a proxy's configuration that every proxy of one namespace shares; it
+// is built once per namespace per push.
+type shared struct {
+	routes    []types.Resource
+	clusters  []types.Resource
+	endpoints []types.Resource
+}
+
+// buildShared builds the outbound routes, clusters and endpoints seen from namespace ns.
+func buildShared(m *Mesh, ns string) *shared {
+	sh := &shared{}
+	rc := &routev3.RouteConfiguration{Name: meta.OutboundRouteName, ValidateClusters: wrapperspb.Bool(false)}
+	for _, s := range m.Services {
+		fqdn := s.FQDN()
+		for i, port := range s.Ports {
+			name := meta.OutboundCluster(port, "", fqdn)
+			rc.VirtualHosts = append(rc.VirtualHosts, &routev3.VirtualHost{
+				Name:    fqdn + ":" + strconv.FormatUint(uint64(port), 10),
+				Domains: domains(s, port, i == 0, s.Namespace == ns),
+				Routes: []*routev3.Route{{
+					Name:  "default",
+					Match: &routev3.RouteMatch{PathSpecifier: &routev3.RouteMatch_Prefix{Prefix: "/"}},
+					Action: &routev3.Route_Route{Route: &routev3.RouteAction{
+						ClusterSpecifier: &routev3.RouteAction_Cluster{Cluster: name},
+					}},
+				}},
+			})
+			sh.clusters = append(sh.clusters, edsCluster(name))
+			sh.endpoints = append(sh.endpoints, loadAssignment(name, s.Endpoints[port]))
+		}
+	}
+	sh.routes = []types.Resource{rc}
+	return sh
+}
+
+// domains lists the authorities that reach a service port: the FQDN and "<name>.<ns>" from
+// every namespace, the short name only from the service's own namespace, each with ":port",
+// and without a port only for the service's lowest port (a request without a port then
+// reaches that one, and no domain appears in two virtual hosts).
+func domains(s *Service, port uint32, lowest, sameNamespace bool) []string {
+	hosts := []string{s.FQDN(), s.Name + "." + s.Namespace, s.Name + "." + s.Namespace + ".svc"}
+	if sameNamespace {
+		hosts = append(hosts, s.Name)
+	}
+	p := ":" + strconv.FormatUint(uint64(port), 10)
+	out := make([]string, 0, 2*len(hosts))
+	for _, h := range hosts {
+		out = append(out, h+p)
+		if lowest {
+			out = append(out, h)
+		}
+	}
+	return out
+}
+
+// BuildProxy returns the whole configuration of one proxy.
+func BuildProxy(w registry.Workload, sh *shared) *Resources {
+	r := &Resources{Routes: sh.routes, Clusters: sh.clusters, Endpoints: sh.endpoints}
+	if w.Mode == meta.ModeGateway {
+		// A gateway's listeners and routes come from Gateway resources; until one selects it,
+		// it only knows the mesh's clusters.
+		r.Routes = nil
+		return r
+	}
+	r.Listeners = append(r.Listeners, outboundListener(w.Address))
+	// The shared slice is clipped so that appending copies instead of writing into it.
+	r.Clusters = slices.Clip(r.Clusters)
+	for _, p := range w.Ports {
+		r.Listeners = append(r.Listeners, inboundListener(w.Address, p.Port))
+		r.Clusters = append(r.Clusters, staticCluster(meta.InboundCluster(p.Port), w.Address, p.AppPort))
+	}
+	return r
+}
+
+func outboundListener(addr netip.Addr) *listenerv3.Listener {
+	hcm := &hcmv3.HttpConnectionManager{
+		StatPrefix: "outbound",
+		RouteSpecifier: &hcmv3.HttpConnectionManager_Rds{Rds: &hcmv3.Rds{
+			RouteConfigName: meta.OutboundRouteName,
+			ConfigSource:    adsSource(),
+		}},
+		HttpFilters: routerFilter(),
+	}
+	return listener(meta.OutboundListenerName, addr, meta.OutboundPort, hcm)
+}
+
+func inboundListener(addr netip.Addr, port uint32) *listenerv3.Listener {
+	cluster := meta.InboundCluster(port)
+	hcm := &hcmv3.HttpConnectionManager{
+		StatPrefix: "inbound_" + strconv.FormatUint(uint64(port), 10),
+		RouteSpecifier: &hcmv3.HttpConnectionManager_RouteConfig{RouteConfig: &routev3.RouteConfiguration{
+			Name: meta.InboundListener(port),
+			VirtualHosts: []*routev3.VirtualHost{{
+				Name:    "inbound|http|" + strconv.FormatUint(uint64(port), 10),
+				Domains: []string{"*"},
+				Routes: []*routev3.Route{{
+					Name:  "default",
+					Match: &routev3.RouteMatch{PathSpecifier: &routev3.RouteMatch_Prefix{Prefix: "/"}},
+					Action: &routev3.Route_Route{Route: &routev3.RouteAction{
+						ClusterSpecifier: &routev3.RouteAction_Cluster{Cluster: cluster},
+						// No timeout on the inbound hop: the caller's route owns the budget.
+						Timeout: durationpb.New(0),
+					}},
+				}},
+			}},
+		}},
+		HttpFilters: routerFilter(),
+	}
+	return listener(meta.InboundListener(port), addr, port, hcm)
+}
+
+func listener(name string, addr netip.Addr, port uint32, hcm *hcmv3.HttpConnectionManager) *listenerv3.Listener {
+	return &listenerv3.Listener{
+		Name:    name,
+		Address: socketAddress(addr, port),
+		FilterChains: []*listenerv3.FilterChain{{
+			Filters: []*listenerv3.Filter{{
+				Name:       wellknown.HTTPConnectionManager,
+				ConfigType: &listenerv3.Filter_TypedConfig{TypedConfig: mustAny(hcm)},
+			}},
+		}},
+	}
+}
+
+func routerFilter() []*hcmv3.HttpFilter {
+	return []*hcmv3.HttpFilter{{
+		Name:       wellknown.Router,
+		ConfigType: &hcmv3.HttpFilter_TypedConfig{TypedConfig: mustAny(&routerv3.Router{})},
+	}}
+}
+
+func edsCluster(name string) *clusterv3.Cluster {
+	return &clusterv3.Cluster{
+		Name:                 name,
+		ClusterDiscoveryType: &clusterv3.Cluster_Type{Type: clusterv3.Cluster_EDS},
+		EdsClusterConfig:     &clusterv3.Cluster_EdsClusterConfig{EdsConfig: adsSource()},
+		ConnectTimeout:       durationpb.New(10 * time.Second),
+		// Istio's default when a DestinationRule says nothing.
+		LbPolicy:                      clusterv3.Cluster_LEAST_REQUEST,
+		TypedExtensionProtocolOptions: downstreamProtocol(),
+	}
+}
+
+func staticCluster(name string, addr netip.Addr, port uint32) *clusterv3.Cluster {
+	return &clusterv3.Cluster{
+		Name:                          name,
+		ClusterDiscoveryType:          &clusterv3.Cluster_Type{Type: clusterv3.Cluster_STATIC},
+		ConnectTimeout:                durationpb.New(10 * time.Second),
+		LoadAssignment:                loadAssignment(name, []Endpoint{{Address: addr, Port: port}}),
+		TypedExtensionProtocolOptions: downstreamProtocol(),
+	}
+}
+
+// downstreamProtocol makes the upstream hop speak whatever the caller spoke: HTTP/1.1 stays
+// HTTP/1.1, and HTTP/2 (gRPC) stays HTTP/2, so trailers survive.
+func downstreamProtocol() map[string]*anypb.Any {
+	opts := &httpv3.HttpProtocolOptions{
+		UpstreamProtocolOptions: &httpv3.HttpProtocolOptions_UseDownstreamProtocolConfig{
+			UseDownstreamProtocolConfig: &httpv3.HttpProtocolOptions_UseDownstreamHttpConfig{
+				HttpProtocolOptions:  &corev3.Http1ProtocolOptions{},
+				Http2ProtocolOptions: &corev3.Http2ProtocolOptions{},
+			},
+		},
+	}
+	return map[string]*anypb.Any{"envoy.extensions.upstreams.http.v3.HttpProtocolOptions": mustAny(opts)}
+}
+
+func loadAssignment(cluster string, eps []Endpoint) *endpointv3.ClusterLoadAssignment {
+	la := &endpointv3.ClusterLoadAssignment{ClusterName: cluster}
+	lbs := make([]*endpointv3.LbEndpoint, 0, len(eps))
+	for _, e := range eps {
+		lb := &endpointv3.LbEndpoint{
+			HostIdentifier: &endpointv3.LbEndpoint_Endpoint{Endpoint: &endpointv3.Endpoint{
+				Address: socketAddress(e.Address, e.Port),
+			}},
+			HealthStatus: corev3.HealthStatus_HEALTHY,
+		}
+		if e.Workload != "" {
+			lb.Metadata = endpointMetadata(e)
+		}
+		lbs = append(lbs, lb)
+	}
+	la.Endpoints = []*endpointv3.LocalityLbEndpoints{{LbEndpoints: lbs}}
+	return la
+}
+
+func endpointMetadata(e Endpoint) *corev3.Metadata {
+	fields := map[string]*structpb.Value{"workload": structpb.NewStringValue(e.Workload)}
+	if v := e.Labels["version"]; v != "" {
+		fields["version"] = structpb.NewStringValue(v)
+	}
+	return &corev3.Metadata{FilterMetadata: map[string]*structpb.Struct{"istio": {Fields: fields}}}
+}
+
+func socketAddress(addr netip.Addr, port uint32) *corev3.Address {
+	return &corev3.Address{Address: &corev3.Address_SocketAddress{SocketAddress: &corev3.SocketAddress{
+		Address:       addr.String(),
+		PortSpecifier: &corev3.SocketAddress_PortValue{PortValue: port},
+	}}}
+}
+
+func adsSource() *corev3.ConfigSource {
+	return &corev3.ConfigSource{
+		ResourceApiVersion:    corev3.ApiVersion_V3,
+		ConfigSourceSpecifier: &corev3.ConfigSource_Ads{Ads: &corev3.AggregatedConfigSource{}},
+	}
+}
+
+func mustAny(m proto.Message) *anypb.Any {
+	a, err := anypb.New(m)
+	if err != nil {
+		// Only an unregistered message type fails, which is a programming error.
+		panic(err)
+	}
+	return a
+}

@@ -1,0 +1,322 @@
+// Package server is sluice-server, the control plane. Run wires its parts together: the
+// PostgreSQL store (an external database, or a private cluster it supervises), the workload
+// registry, the xDS server that streams configuration to proxies, and the HTTP API and
+// console. One errgroup owns every long-running part, and a failure of any of them stops the
+// rest.
+package server
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"strings"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	"golang.org/x/sync/errgroup"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/keepalive"
+
+	"github.com/sluicemesh/sluice/internal/pgembed"
+	"github.com/sluicemesh/sluice/internal/version"
+	"github.com/sluicemesh/sluice/server/internal/api"
+	"github.com/sluicemesh/sluice/server/internal/registry"
+	"github.com/sluicemesh/sluice/server/internal/store"
+	"github.com/sluicemesh/sluice/server/internal/xds"
+	"github.com/sluicemesh/sluice/web"
+)
+
+// Config is sluice-server's configuration, from flags and SLUICE_* environment variables.
+type Config struct {
+	HTTPAddr string
+	XDSAddr  string
+	DataDir  string
+	// DatabaseURL selects an external PostgreSQL; empty means the private cluster in DataDir.
+	DatabaseURL string
+	// RegistrationGrace is how long a disconnected proxy keeps its endpoints.
+	RegistrationGrace time.Duration
+	LogLevel          slog.Level
+	LogFormat         string
+}
+
+// usageError marks bad flags or arguments: main prints it and exits 2.
+type usageError struct{ msg string }
+
+func (e *usageError) Error() string { return e.msg }
+
+// Run is sluice-server's main. args excludes the program name.
+func Run(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
+	if len(args) > 0 {
+		switch args[0] {
+		case "migrate":
+			return runMigrate(ctx, args[1:], getenv, stdout, stderr)
+		case "version":
+			fmt.Fprintln(stdout, "sluice-server", version.String())
+			return nil
+		}
+	}
+	cfg, err := parseFlags("sluice-server", args, getenv, stderr)
+	if err != nil {
+		return err
+	}
+	log := newLogger(stderr, cfg)
+	ctx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	return serve(ctx, cfg, log, stdout)
+}
+
+func parseFlags(name string, args []string, getenv func(string) string, stderr io.Writer) (*Config, error) {
+	cfg := &Config{}
+	fs := flag.NewFlagSet(name, flag.ContinueOnError)
+	// Parse errors are reported once, as one line, by main; --help prints the flags.
+	fs.SetOutput(io.Discard)
+	env := func(key, def string) string {
+		if v := getenv(key); v != "" {
+			return v
+		}
+		return def
+	}
+	fs.StringVar(&cfg.HTTPAddr, "http-addr", env("SLUICE_HTTP_ADDR", "127.0.0.1:8080"), "address of the console and REST API (env SLUICE_HTTP_ADDR)")
+	fs.StringVar(&cfg.XDSAddr, "xds-addr", env("SLUICE_XDS_ADDR", "127.0.0.1:15010"), "address of the plaintext xDS server (env SLUICE_XDS_ADDR)")
+	fs.StringVar(&cfg.DataDir, "data-dir", env("SLUICE_DATA_DIR", "./.sluice"), "directory of the private PostgreSQL cluster, used when DATABASE_URL is unset (env SLUICE_DATA_DIR)")
+	grace := fs.String("registration-grace", env("SLUICE_REGISTRATION_GRACE", "10s"), "how long a disconnected proxy keeps its endpoints (env SLUICE_REGISTRATION_GRACE)")
+	level := fs.String("log-level", env("SLUICE_LOG_LEVEL", "info"), "debug, info, warn or error (env SLUICE_LOG_LEVEL)")
+	fs.StringVar(&cfg.LogFormat, "log-format", env("SLUICE_LOG_FORMAT", "text"), "text or json (env SLUICE_LOG_FORMAT)")
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			fs.SetOutput(stderr)
+			fmt.Fprintf(stderr, "Usage: %s [flags]\n", name)
+			fs.PrintDefaults()
+			return nil, err
+		}
+		return nil, &usageError{fmt.Sprintf("%v (see --help)", err)}
+	}
+	if fs.NArg() > 0 {
+		return nil, &usageError{fmt.Sprintf("unexpected argument %q (subcommands: migrate, version)", fs.Arg(0))}
+	}
+	cfg.DatabaseURL = getenv("DATABASE_URL")
+	if cfg.DatabaseURL != "" {
+		if err := store.ValidateURL(cfg.DatabaseURL); err != nil {
+			return nil, &usageError{err.Error()}
+		}
+	}
+
+	// Validate everything before anything starts, and say which setting to change.
+	for _, a := range []struct{ flag, value string }{{"--http-addr", cfg.HTTPAddr}, {"--xds-addr", cfg.XDSAddr}} {
+		if _, _, err := net.SplitHostPort(a.value); err != nil {
+			return nil, &usageError{fmt.Sprintf("%s %q is not HOST:PORT (for example 127.0.0.1:8080)", a.flag, a.value)}
+		}
+	}
+	d, err := time.ParseDuration(*grace)
+	if err != nil || d <= 0 {
+		return nil, &usageError{fmt.Sprintf("--registration-grace %q is not a positive duration (for example 10s)", *grace)}
+	}
+	cfg.RegistrationGrace = d
+	if err := cfg.LogLevel.UnmarshalText([]byte(*level)); err != nil {
+		return nil, &usageError{fmt.Sprintf("--log-level %q must be debug, info, warn or error", *level)}
+	}
+	if cfg.LogFormat != "text" && cfg.LogFormat != "json" {
+		return nil, &usageError{fmt.Sprintf("--log-format %q must be text or json", cfg.LogFormat)}
+	}
+	if cfg.DatabaseURL == "" && strings.TrimSpace(cfg.DataDir) == "" {
+		return nil, &usageError{"--data-dir is empty: give a directory for the private PostgreSQL, or set DATABASE_URL"}
+	}
+	return cfg, nil
+}
+
+func newLogger(w io.Writer, cfg *Config) *slog.Logger {
+	opts := &slog.HandlerOptions{Level: cfg.LogLevel}
+	if cfg.LogFormat == "json" {
+		return slog.New(slog.NewJSONHandler(w, opts))
+	}
+	return slog.New(slog.NewTextHandler(w, opts))
+}
+
+// listen binds addr, naming the flag to change when the port is taken.
+func listen(flagName, addr string) (net.Listener, error) {
+	l, err := net.Listen("tcp", addr)
+	if err != nil {
+		if errors.Is(err, syscall.EADDRINUSE) {
+			return nil, fmt.Errorf("%s %s is already in use: stop the process holding it or choose another address with %s", flagName, addr, flagName)
+		}
+		return nil, fmt.Errorf("%s %s: %w", flagName, addr, err)
+	}
+	return l, nil
+}
+
+// database returns the URL of the database to use, starting the private cluster when
+// DATABASE_URL is unset; stop (never nil) stops what was started.
+func database(ctx context.Context, cfg *Config, log *slog.Logger) (url string, stop func(), err error) {
+	if cfg.DatabaseURL != "" {
+		return cfg.DatabaseURL, func() {}, nil
+	}
+	cluster, err := pgembed.Start(ctx, pgembed.Options{DataDir: cfg.DataDir, Logger: log.With("component", "postgres"), Durable: true})
+	if err != nil {
+		return "", nil, err
+	}
+	stop = func() {
+		sctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		if err := cluster.Stop(sctx); err != nil {
+			log.Error("stop private PostgreSQL", "error", err)
+		}
+	}
+	return cluster.URL("sluice"), stop, nil
+}
+
+func serve(ctx context.Context, cfg *Config, log *slog.Logger, stdout io.Writer) error {
+	// Bind the ports first: a taken port fails before anything else has started.
+	httpLn, err := listen("--http-addr", cfg.HTTPAddr)
+	if err != nil {
+		return err
+	}
+	defer httpLn.Close()
+	xdsLn, err := listen("--xds-addr", cfg.XDSAddr)
+	if err != nil {
+		return err
+	}
+	defer xdsLn.Close()
+
+	dbURL, stopDB, err := database(ctx, cfg, log)
+	if err != nil {
+		return err
+	}
+	defer stopDB()
+	if err := store.Migrate(ctx, dbURL); err != nil {
+		return err
+	}
+	st, err := store.Open(ctx, dbURL, log)
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+
+	reg := registry.New(st, log.With("component", "registry"), cfg.RegistrationGrace)
+	if err := reg.Load(ctx); err != nil {
+		return err
+	}
+
+	g, ctx := errgroup.WithContext(ctx)
+	xdsSrv := xds.New(ctx, log.With("component", "xds"), reg, st)
+	grpcSrv := grpc.NewServer(
+		grpc.MaxConcurrentStreams(1<<20),
+		grpc.KeepaliveParams(keepalive.ServerParameters{Time: 30 * time.Second, Timeout: 10 * time.Second}),
+		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: 10 * time.Second, PermitWithoutStream: true}),
+	)
+	xdsSrv.Register(grpcSrv)
+	var xdsServing atomic.Bool
+
+	httpSrv := &http.Server{
+		Handler: api.NewServer(api.Deps{
+			Log:        log.With("component", "api"),
+			DB:         st,
+			XDSServing: xdsServing.Load,
+			Proxies:    xdsSrv,
+			Console:    web.Assets(),
+		}),
+		ReadHeaderTimeout: 10 * time.Second,
+		IdleTimeout:       2 * time.Minute,
+		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+	}
+
+	g.Go(func() error { return reg.Run(ctx) })
+	g.Go(func() error { return xdsSrv.Run(ctx) })
+	g.Go(func() error {
+		xdsServing.Store(true)
+		if err := grpcSrv.Serve(xdsLn); err != nil && !errors.Is(err, grpc.ErrServerStopped) {
+			return fmt.Errorf("xds server: %w", err)
+		}
+		return nil
+	})
+	g.Go(func() error {
+		if err := httpSrv.Serve(httpLn); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			return fmt.Errorf("http server: %w", err)
+		}
+		return nil
+	})
+	g.Go(func() error {
+		<-ctx.Done()
+		xdsServing.Store(false)
+		sctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		_ = httpSrv.Shutdown(sctx)
+		// Proxies hold their streams open forever, so a graceful stop would wait for them all;
+		// they reconnect to the next server and keep serving meanwhile.
+		grpcSrv.Stop()
+		return nil
+	})
+	log.Info("sluice-server started", "version", version.String(), "http_addr", httpLn.Addr().String(), "xds_addr", xdsLn.Addr().String())
+	fmt.Fprintf(stdout, "sluice-server is ready: console http://%s  xDS %s\n", httpLn.Addr(), xdsLn.Addr())
+	err = g.Wait()
+	log.Info("sluice-server stopped")
+	return err
+}
+
+// runMigrate is `sluice-server migrate up|down|version`.
+func runMigrate(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
+	if len(args) == 0 {
+		return &usageError{"migrate: want up, down [N] or version"}
+	}
+	sub, rest := args[0], args[1:]
+	steps := 0
+	if sub == "down" && len(rest) > 0 && !strings.HasPrefix(rest[0], "-") {
+		if _, err := fmt.Sscanf(rest[0], "%d", &steps); err != nil || steps <= 0 {
+			return &usageError{fmt.Sprintf("migrate down: %q is not a positive number of steps", rest[0])}
+		}
+		rest = rest[1:]
+	}
+	cfg, err := parseFlags("sluice-server migrate "+sub, rest, getenv, stderr)
+	if err != nil {
+		return err
+	}
+	log := newLogger(stderr, cfg)
+	dbURL, stopDB, err := database(ctx, cfg, log)
+	if err != nil {
+		return err
+	}
+	defer stopDB()
+	switch sub {
+	case "up":
+		if err := store.Migrate(ctx, dbURL); err != nil {
+			return err
+		}
+	case "down":
+		if err := store.MigrateDown(ctx, dbURL, steps); err != nil {
+			return err
+		}
+	case "version":
+	default:
+		return &usageError{fmt.Sprintf("migrate: unknown step %q: want up, down [N] or version", sub)}
+	}
+	v, dirty, err := store.MigrationVersion(ctx, dbURL)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(stdout, "schema version %d", v)
+	if dirty {
+		fmt.Fprint(stdout, " (dirty: a migration failed half-way; fix the database, then run migrate again)")
+	}
+	fmt.Fprintln(stdout)
+	return nil
+}
+
+// ExitCode maps an error returned by Run to the process's exit status: 0 for none or --help,
+// 2 for bad usage, 1 for anything else.
+func ExitCode(err error) int {
+	var u *usageError
+	switch {
+	case err == nil, errors.Is(err, flag.ErrHelp):
+		return 0
+	case errors.As(err, &u):
+		return 2
+	}
+	return 1
+}
