@@ -1,0 +1,43 @@
+// Package admin serves sluice-proxy's admin endpoints on <address>:15000, shaped after
+// Envoy's admin interface so that the same habits and tools work: /ready, /config_dump,
+// /stats, and POST /drain.
+package admin
+
+import (
+	"net/http"
+	"time"
+
+	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
+
+	"github.com/sluicemesh/sluice/proxy/internal/listener"
+	"github.com/sluicemesh/sluice/proxy/internal/xdsclient"
+)
+
+// Deps is what the admin endpoints read and do.
+type Deps struct {
+	// Ready reports whether the first complete configuration is applied and bound.
+	Ready func() bool
+	// Draining reports whether a graceful drain has begun.
+	Draining func() bool
+	// XDS returns what the xDS client holds.
+	XDS func() xdsclient.Status
+	// Warming returns the listeners and clusters still warming.
+	Warming func() (listeners, clusters []string)
+	// Listeners returns the serving listeners' addresses by name.
+	Listeners func() map[string]string
+	// Stats are the data plane's counters.
+	Stats *listener.Stats
+	// Node is the node the proxy registers with.
+	Node *corev3.Node
+	// Drain starts a graceful drain, as SIGTERM does.
+	Drain func()
+	// Started is when the proxy started.
+	Started time.Time
+}
+
+// NewServer returns the admin handler.
+func NewServer(d Deps) http.Handler {
+	mux := http.NewServeMux()
+	addRoutes(mux, d)
+	return mux
+}

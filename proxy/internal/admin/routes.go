@@ -1,0 +1,10 @@
+package admin
+
+import "net/http"
+
+func addRoutes(mux *http.ServeMux, d Deps) {
+	mux.Handle("GET /ready", handleReady(d.Ready, d.Draining))
+	mux.Handle("GET /config_dump", handleConfigDump(d.XDS, d.Warming, d.Node))
+	mux.Handle("GET /stats", handleStats(d))
+	mux.Handle("POST /drain", handleDrain(d.Drain))
+}

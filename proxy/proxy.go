@@ -1,0 +1,283 @@
+// Package proxy is sluice-proxy: the Sluice sidecar, and with --mode gateway its ingress
+// gateway. Run wires it together.
+//
+// The proxy is a small Envoy: it speaks xDS v3 to the control plane over one ADS stream
+// (internal/xdsclient) and serves HTTP/1.1 and h2c as Envoy's HTTP connection manager with the
+// router filter would. The stream delivers Listeners, RouteConfigurations, Clusters and
+// ClusterLoadAssignments; each update is compiled into immutable values (internal/listener,
+// internal/route, internal/cluster) and either accepted (ACK) or rejected with the reason
+// (NACK), so a field the proxy does not implement is never silently ignored. The dataplane
+// type applies Envoy's warming rules to what was accepted and publishes the result to each
+// listener as one immutable value behind an atomic pointer: the listener's settings, its
+// route table and the set of clusters those routes lead to. A request loads that pointer once
+// and so sees one consistent version of all three; no lock is on the request path.
+//
+// In sidecar mode the control plane sends the outbound listener <address>:15001, which routes
+// by authority to the mesh's clusters (the application uses it as HTTP_PROXY, or by Host),
+// and one inbound listener per --inbound port, which forwards to the application's own port.
+// Those sockets, and the admin server's <address>:15000, are bound before anything else, so
+// a port conflict stops the proxy at start with a message naming the holder. In gateway mode
+// only the admin socket is bound at start and the listeners are whatever LDS says.
+//
+// Upstream requests go through pooled keep-alive transports (internal/cluster), HTTP/1.1 or
+// h2c as the cluster says, to an endpoint chosen by the cluster's balancer. Failures are
+// answered locally with Envoy's status codes and an x-sluice-reason header.
+//
+// On SIGINT or SIGTERM (or when Run's context ends, or on POST /drain) the proxy drains: it
+// tells the control plane first (DRAINING=true in its node metadata, so the server removes
+// its endpoints everywhere at once), then stops accepting connections, waits up to
+// --drain-timeout for requests in flight, closes the xDS stream and returns nil.
+package proxy
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"runtime/debug"
+	"strconv"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
+	"golang.org/x/sync/errgroup"
+	"google.golang.org/protobuf/types/known/structpb"
+
+	"github.com/sluicemesh/sluice/internal/meta"
+	"github.com/sluicemesh/sluice/proxy/internal/admin"
+	"github.com/sluicemesh/sluice/proxy/internal/cluster"
+	"github.com/sluicemesh/sluice/proxy/internal/listener"
+	"github.com/sluicemesh/sluice/proxy/internal/xdsclient"
+)
+
+// Run runs sluice-proxy with the command line args (without the program name) and the
+// environment getenv until SIGINT or SIGTERM, or until ctx ends, then drains and returns nil.
+// A bad command line or a port in use returns an error of one line saying what to change.
+func Run(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
+	o, err := parseOptions(args, getenv, stdout)
+	if errors.Is(err, errHelp) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: o.logLevel}))
+	ctx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
+	defer stop()
+
+	p, err := newProxy(o, log)
+	if err != nil {
+		return err
+	}
+	return p.run(ctx)
+}
+
+// proxy is one running sluice-proxy.
+type proxy struct {
+	o         *options
+	log       *slog.Logger
+	node      *corev3.Node
+	stats     listener.Stats
+	pools     cluster.Pools
+	listeners *listener.Manager
+	dp        *dataplane
+	xds       *xdsclient.Client
+	adminLn   net.Listener
+	started   time.Time
+	draining  atomic.Bool
+	drainReq  chan struct{}
+}
+
+// newProxy builds the proxy and binds its sockets: the admin address and, in sidecar mode,
+// the outbound and inbound listeners' addresses.
+func newProxy(o *options, log *slog.Logger) (*proxy, error) {
+	p := &proxy{o: o, log: log, node: buildNode(o), started: time.Now(), drainReq: make(chan struct{}, 1)}
+	p.pools.SourceIP = net.IP(o.address.AsSlice())
+	p.listeners = listener.NewManager(&p.stats, log, o.drainTimeout)
+	p.dp = newDataplane(log, &p.pools, p.listeners)
+	p.xds = xdsclient.New(xdsclient.Config{Target: o.controlPlane, Node: p.node, Handler: p.dp, Log: log})
+
+	adminAddr := p.addr(meta.AdminPort)
+	ln, err := listener.Listen(adminAddr)
+	if err != nil {
+		return nil, p.bindError(err, "admin port", "is another sluice-proxy running with --address "+o.address.String()+"? Each workload needs its own address")
+	}
+	p.adminLn = ln
+	if o.mode == meta.ModeSidecar {
+		reserve := func(port uint32, what, hint string) error {
+			if err := p.listeners.Reserve(p.addr(port)); err != nil {
+				return p.bindError(err, what, hint)
+			}
+			return nil
+		}
+		if err := reserve(meta.OutboundPort, "outbound listener", "is another sluice-proxy running with --address "+o.address.String()+"? Each workload needs its own address"); err != nil {
+			p.closeSockets()
+			return nil, err
+		}
+		for _, m := range o.inbound {
+			hint := fmt.Sprintf("the application must listen on its app port %d, not on %d, and only one sluice-proxy may use --address %s", m.AppPort, m.Port, o.address)
+			if err := reserve(m.Port, fmt.Sprintf("inbound port %d", m.Port), hint); err != nil {
+				p.closeSockets()
+				return nil, err
+			}
+		}
+	}
+	return p, nil
+}
+
+func (p *proxy) addr(port uint32) string {
+	return net.JoinHostPort(p.o.address.String(), strconv.FormatUint(uint64(port), 10))
+}
+
+// bindError turns a failure to bind at start into one line that says who is in the way.
+func (p *proxy) bindError(err error, what, hint string) error {
+	var be *listener.BindError
+	if !errors.As(err, &be) {
+		return err
+	}
+	switch {
+	case be.InUse():
+		return fmt.Errorf("%s (%s); %s", be, what, hint)
+	case errors.Is(be.Err, syscall.EADDRNOTAVAIL):
+		return fmt.Errorf("--address %s is not an address of this machine (use a loopback address, such as 127.0.0.6)", p.o.address)
+	default:
+		return fmt.Errorf("%s (%s)", be, what)
+	}
+}
+
+func (p *proxy) closeSockets() {
+	p.adminLn.Close()
+	_ = p.listeners.Drain(context.Background())
+}
+
+// run serves until ctx ends or a drain is asked for, then drains. An errgroup owns every
+// goroutine; each ends when runCtx does.
+func (p *proxy) run(ctx context.Context) error {
+	runCtx, cancelRun := context.WithCancel(context.WithoutCancel(ctx))
+	defer cancelRun()
+	g, gctx := errgroup.WithContext(runCtx)
+
+	adminSrv := &http.Server{
+		Handler: admin.NewServer(admin.Deps{
+			Ready:     p.dp.Ready,
+			Draining:  p.draining.Load,
+			XDS:       p.xds.Status,
+			Warming:   p.dp.Warming,
+			Listeners: p.listeners.Addresses,
+			Stats:     &p.stats,
+			Node:      p.node,
+			Drain:     p.requestDrain,
+			Started:   p.started,
+		}),
+		ReadHeaderTimeout: 10 * time.Second,
+		ErrorLog:          slog.NewLogLogger(p.log.Handler(), slog.LevelDebug),
+	}
+	p.log.Info("sluice-proxy starting", "mode", p.o.mode, "node_id", p.node.GetId(),
+		"control_plane", p.o.controlPlane, "admin", p.adminLn.Addr().String())
+
+	g.Go(func() error {
+		if err := adminSrv.Serve(p.adminLn); !errors.Is(err, http.ErrServerClosed) {
+			return fmt.Errorf("admin server: %w", err)
+		}
+		return nil
+	})
+	xdsDone := make(chan struct{})
+	g.Go(func() error {
+		defer close(xdsDone)
+		return p.xds.Run(gctx)
+	})
+	g.Go(func() error { return p.dp.run(gctx) })
+	g.Go(func() error {
+		select {
+		case <-ctx.Done():
+			p.log.Info("shutting down", "reason", context.Cause(ctx))
+		case <-p.drainReq:
+			p.log.Info("shutting down", "reason", "drain requested on the admin server")
+		case <-gctx.Done():
+		}
+		p.drain()
+		p.xds.Close()
+		select {
+		case <-xdsDone:
+		case <-time.After(time.Second):
+			// The server did not end the stream in time: cancel it.
+		}
+		cancelRun()
+		sctx, cancel := context.WithTimeout(context.Background(), time.Second)
+		defer cancel()
+		if err := adminSrv.Shutdown(sctx); err != nil {
+			adminSrv.Close()
+		}
+		return nil
+	})
+	err := g.Wait()
+	p.pools.CloseIdle()
+	if err == nil {
+		p.log.Info("sluice-proxy stopped")
+	}
+	return err
+}
+
+func (p *proxy) requestDrain() {
+	select {
+	case p.drainReq <- struct{}{}:
+	default:
+	}
+}
+
+// drain tells the control plane, then stops accepting and waits for requests in flight.
+func (p *proxy) drain() {
+	p.draining.Store(true)
+	if err := p.xds.Drain(); err != nil {
+		p.log.Warn("could not tell the control plane about the drain; it drops this proxy when its stream's grace period ends", "error", err)
+	} else {
+		p.log.Info("draining: the control plane was told", "drain_delay", p.o.drainDelay, "drain_timeout", p.o.drainTimeout)
+		// Peers pick this proxy until their endpoint update arrives; keep answering them
+		// meanwhile rather than refusing connections they would see as failures.
+		time.Sleep(p.o.drainDelay)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), p.o.drainTimeout)
+	defer cancel()
+	if err := p.listeners.Drain(ctx); err != nil {
+		p.log.Warn("drain timeout passed; connections with requests in flight were closed", "drain_timeout", p.o.drainTimeout)
+	}
+}
+
+// buildNode returns the xDS node: Istio's node id form and every key of internal/meta.
+func buildNode(o *options) *corev3.Node {
+	kind := "sidecar"
+	if o.mode == meta.ModeGateway {
+		kind = "router"
+	}
+	labels := &structpb.Struct{Fields: map[string]*structpb.Value{}}
+	for k, v := range o.labels {
+		labels.Fields[k] = structpb.NewStringValue(v)
+	}
+	str := structpb.NewStringValue
+	version := "(devel)"
+	if bi, ok := debug.ReadBuildInfo(); ok && bi.Main.Version != "" {
+		version = bi.Main.Version
+	}
+	return &corev3.Node{
+		Id:      kind + "~" + o.address.String() + "~" + o.name + "." + o.namespace + "~" + o.namespace + ".svc." + meta.DefaultDomain,
+		Cluster: o.service,
+		Metadata: &structpb.Struct{Fields: map[string]*structpb.Value{
+			meta.KeyNamespace:      str(o.namespace),
+			meta.KeyService:        str(o.service),
+			meta.KeyLabels:         structpb.NewStructValue(labels),
+			meta.KeyAddress:        str(o.address.String()),
+			meta.KeyInboundPorts:   str(meta.FormatInboundPorts(o.inbound)),
+			meta.KeyServiceAccount: str(o.serviceAccount),
+			meta.KeyWorkloadName:   str(o.name),
+			meta.KeyMode:           str(o.mode),
+		}},
+		UserAgentName:        "sluice-proxy",
+		UserAgentVersionType: &corev3.Node_UserAgentVersion{UserAgentVersion: version},
+	}
+}
