@@ -28,6 +28,8 @@ import (
 	"github.com/sluicemesh/sluice/internal/pgembed"
 	"github.com/sluicemesh/sluice/internal/version"
 	"github.com/sluicemesh/sluice/server/internal/api"
+	"github.com/sluicemesh/sluice/server/internal/auth"
+	"github.com/sluicemesh/sluice/server/internal/changes"
 	"github.com/sluicemesh/sluice/server/internal/registry"
 	"github.com/sluicemesh/sluice/server/internal/store"
 	"github.com/sluicemesh/sluice/server/internal/xds"
@@ -45,6 +47,9 @@ type Config struct {
 	RegistrationGrace time.Duration
 	LogLevel          slog.Level
 	LogFormat         string
+	// AdminPassword is the first admin's password (SLUICE_ADMIN_PASSWORD), used only when the
+	// database has no users yet; empty means generate one and print it once.
+	AdminPassword string
 }
 
 // usageError marks bad flags or arguments: main prints it and exits 2.
@@ -103,6 +108,7 @@ func parseFlags(name string, args []string, getenv func(string) string, stderr i
 		return nil, &usageError{fmt.Sprintf("unexpected argument %q (subcommands: migrate, version)", fs.Arg(0))}
 	}
 	cfg.DatabaseURL = getenv("DATABASE_URL")
+	cfg.AdminPassword = getenv("SLUICE_ADMIN_PASSWORD")
 	if cfg.DatabaseURL != "" {
 		if err := store.ValidateURL(cfg.DatabaseURL); err != nil {
 			return nil, &usageError{err.Error()}
@@ -198,6 +204,13 @@ func serve(ctx context.Context, cfg *Config, log *slog.Logger, stdout io.Writer)
 		return err
 	}
 	defer st.Close()
+	authSvc, err := auth.NewService(st, auth.Options{Log: log.With("component", "auth")})
+	if err != nil {
+		return err
+	}
+	if err := authSvc.Bootstrap(ctx, cfg.AdminPassword, stdout); err != nil {
+		return err
+	}
 
 	reg := registry.New(st, log.With("component", "registry"), cfg.RegistrationGrace)
 	if err := reg.Load(ctx); err != nil {
@@ -221,6 +234,10 @@ func serve(ctx context.Context, cfg *Config, log *slog.Logger, stdout io.Writer)
 			XDSServing: xdsServing.Load,
 			Proxies:    xdsSrv,
 			Console:    web.Assets(),
+			Auth:       authSvc,
+			Audit:      st,
+			Config:     st,
+			Changes:    changes.New(st),
 		}),
 		ReadHeaderTimeout: 10 * time.Second,
 		IdleTimeout:       2 * time.Minute,

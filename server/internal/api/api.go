@@ -4,11 +4,15 @@
 package api
 
 import (
+	"github.com/sluicemesh/sluice/server/internal/changes"
+
 	"context"
 	"encoding/json"
 	"io/fs"
 	"log/slog"
 	"net/http"
+
+	"github.com/sluicemesh/sluice/server/internal/auth"
 )
 
 // Pinger reports whether a dependency answers.
@@ -23,10 +27,17 @@ type Deps struct {
 	DB Pinger
 	// XDSServing reports whether the xDS listener is serving; nil means it is not.
 	XDSServing func() bool
+	// Config reads stored configuration; Changes writes it.
+	Config  ConfigReader
+	Changes *changes.Service
 	// Proxies lists the mesh's proxies.
 	Proxies ProxyLister
 	// Console holds the console's files, with index.html at its root.
 	Console fs.FS
+	// Auth signs users in and authenticates every /api/v1 request but login. Required.
+	Auth *auth.Service
+	// Audit records sign-ins and changes, and lists them. Required.
+	Audit AuditLog
 }
 
 // NewServer returns the HTTP handler of the control plane.

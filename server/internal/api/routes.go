@@ -5,6 +5,8 @@ import (
 
 	"github.com/go-chi/chi/v5"
 	"github.com/go-chi/chi/v5/middleware"
+
+	"github.com/sluicemesh/sluice/server/internal/auth"
 )
 
 func routes(d Deps) http.Handler {
@@ -15,7 +17,51 @@ func routes(d Deps) http.Handler {
 	r.Get("/readyz", handleReadyz(d.DB, d.XDSServing))
 
 	r.Route("/api/v1", func(r chi.Router) {
-		r.Get("/proxies", handleListProxies(d.Proxies))
+		r.Use(limitBody(defaultBodyLimit))
+		// Public: signing in. Every other /api/v1 route is in the group below.
+		r.Post("/login", handleLogin(d.Auth, d.Audit, d.Log))
+
+		r.Group(func(r chi.Router) {
+			r.Use(authenticate(d.Auth, d.Log))
+			r.Get("/proxies", handleListProxies(d.Proxies))
+
+			// Mesh configuration: reads for every role; rollback for operators; other writes
+			// for admins.
+			r.Get("/{kind}", handleListResources(d.Config, d.Log))
+			r.Get("/namespaces/{namespace}/{kind}", handleListResources(d.Config, d.Log))
+			r.Get("/namespaces/{namespace}/{kind}/{name}", handleGetResource(d.Config, d.Log))
+			r.Get("/namespaces/{namespace}/{kind}/{name}/history", handleResourceHistory(d.Config, d.Log))
+			r.Get("/revisions", handleListRevisions(d.Config, d.Log))
+			r.Get("/revisions/{revision}", handleGetRevision(d.Config, d.Log))
+			r.Get("/diff", handleDiff(d.Config, d.Log))
+			r.Group(func(r chi.Router) {
+				r.Use(requireRole(auth.RoleOperator))
+				r.Post("/namespaces/{namespace}/{kind}/{name}/rollback", handleRollbackResource(d.Changes, d.Log))
+				r.Post("/revisions/{revision}/rollback", handleRollbackMesh(d.Changes, d.Log))
+			})
+			r.Group(func(r chi.Router) {
+				r.Use(requireRole(auth.RoleAdmin))
+				r.With(limitBody(maxApplyBytes)).Post("/apply", handleApply(d.Changes, d.Log))
+				r.With(limitBody(maxApplyBytes)).Post("/namespaces/{namespace}/{kind}", handlePutResource(d.Changes, d.Log, true))
+				r.With(limitBody(maxApplyBytes)).Put("/namespaces/{namespace}/{kind}/{name}", handlePutResource(d.Changes, d.Log, false))
+				r.Delete("/namespaces/{namespace}/{kind}/{name}", handleDeleteResource(d.Changes, d.Log))
+			})
+
+			r.Post("/logout", handleLogout(d.Auth, d.Audit, d.Log))
+			r.Get("/whoami", handleWhoami())
+			r.Get("/tokens", handleListTokens(d.Auth, d.Log))
+			r.Post("/tokens", handleCreateToken(d.Auth, d.Audit, d.Log))
+			r.Delete("/tokens/{id}", handleRevokeToken(d.Auth, d.Audit, d.Log))
+			r.With(requireRole(auth.RoleOperator)).Get("/audit", handleListAudit(d.Audit, d.Log))
+			r.Route("/users", func(r chi.Router) {
+				r.Use(requireRole(auth.RoleAdmin))
+				r.Get("/", handleListUsers(d.Auth, d.Log))
+				r.Post("/", handleCreateUser(d.Auth, d.Audit, d.Log))
+				r.Get("/{name}", handleGetUser(d.Auth, d.Log))
+				r.Patch("/{name}", handleUpdateUser(d.Auth, d.Audit, d.Log))
+				r.Delete("/{name}", handleDeleteUser(d.Auth, d.Audit, d.Log))
+			})
+		})
 	})
 
 	r.Handle("/*", handleConsole(d.Console))

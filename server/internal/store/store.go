@@ -12,6 +12,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
 )
@@ -101,3 +102,16 @@ func unreachable(dbURL string, err error) error {
 	}
 	return fmt.Errorf("database %s is unreachable (%s): check that PostgreSQL runs there and that DATABASE_URL names it correctly", Redact(dbURL), cause)
 }
+
+// querier is what both the pool and a transaction offer, so that one function can run inside
+// another's transaction or on its own.
+type querier interface {
+	Exec(ctx context.Context, sql string, args ...any) (pgconn.CommandTag, error)
+	Query(ctx context.Context, sql string, args ...any) (pgx.Rows, error)
+	QueryRow(ctx context.Context, sql string, args ...any) pgx.Row
+}
+
+var (
+	_ querier = (*pgxpool.Pool)(nil)
+	_ querier = (pgx.Tx)(nil)
+)

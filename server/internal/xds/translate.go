@@ -123,6 +123,9 @@ func buildShared(m *Mesh, ns string) *shared {
 					Match: &routev3.RouteMatch{PathSpecifier: &routev3.RouteMatch_Prefix{Prefix: "/"}},
 					Action: &routev3.Route_Route{Route: &routev3.RouteAction{
 						ClusterSpecifier: &routev3.RouteAction_Cluster{Cluster: name},
+						// Istio sets no timeout unless a VirtualService asks for one; Envoy's
+						// default of 15 s would cut long requests and gRPC streams.
+						Timeout: durationpb.New(0),
 					}},
 				}},
 			})
