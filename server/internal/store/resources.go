@@ -9,6 +9,7 @@ import (
 	"maps"
 	"slices"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -265,6 +266,20 @@ func (s *Store) Commit(ctx context.Context, meta CommitMeta, muts []Mutation, ch
 		r.ResourceVersion = version
 		if err := writeChange(ctx, tx, rev, meta.Actor, r); err != nil {
 			return nil, fmt.Errorf("commit: %s: %w", r.Key, err)
+		}
+		// The audit row commits with the change it records, or not at all.
+		before, _ := jsonOrNil(r.Before)
+		after, _ := jsonOrNil(r.After)
+		detail := "revision " + version
+		if meta.Message != "" {
+			detail += ": " + meta.Message
+		}
+		if err := s.InsertAudit(ctx, tx, AuditEntry{
+			Actor: meta.Actor, Action: "resource." + strings.TrimSuffix(r.Action, "d"),
+			Target: r.Kind + "/" + r.Namespace + "/" + r.Name, Outcome: AuditSuccess, Detail: detail,
+			ClientAddr: meta.ClientAddr, Before: before, After: after,
+		}); err != nil {
+			return nil, fmt.Errorf("commit: audit %s: %w", r.Key, err)
 		}
 	}
 	if _, err := tx.Exec(ctx, `SELECT pg_notify($1, $2)`, RevisionChannel, version); err != nil {

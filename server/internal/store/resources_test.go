@@ -105,6 +105,19 @@ func TestCommitLifecycle(t *testing.T) {
 	if err != nil || len(revs) != 3 || revs[0].Revision != 3 || revs[2].Actor != "alice" {
 		t.Fatalf("history: %+v %v", revs, err)
 	}
+
+	// Every committed change is in the audit log, and nothing that was refused or dry-run.
+	entries, err := st.ListAudit(ctx, store.AuditFilter{Target: "VirtualService/default/reviews"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var actions []string
+	for _, e := range entries {
+		actions = append(actions, e.Actor+":"+e.Action)
+	}
+	if got := fmt.Sprint(actions); got != "[alice:resource.delete bob:resource.update alice:resource.create]" {
+		t.Fatalf("audit entries %s", got)
+	}
 }
 
 func compact(s string) string {
