@@ -52,6 +52,11 @@ type Config struct {
 	AdminPassword string
 }
 
+// proxyFeatures lists the optional route and cluster features this release's sluice-proxy
+// enforces; the translator leaves the others out of the proxies' configuration and reports
+// them (see xds.Features).
+var proxyFeatures = xds.Features{}
+
 // usageError marks bad flags or arguments: main prints it and exits 2.
 type usageError struct{ msg string }
 
@@ -218,7 +223,11 @@ func serve(ctx context.Context, cfg *Config, log *slog.Logger, stdout io.Writer)
 	}
 
 	g, ctx := errgroup.WithContext(ctx)
-	xdsSrv := xds.New(ctx, log.With("component", "xds"), reg, st)
+	xdsSrv := xds.New(ctx, log.With("component", "xds"), reg, st, st, proxyFeatures)
+	configRev, err := xdsSrv.LoadConfig(ctx)
+	if err != nil {
+		return err
+	}
 	grpcSrv := grpc.NewServer(
 		grpc.MaxConcurrentStreams(1<<20),
 		grpc.KeepaliveParams(keepalive.ServerParameters{Time: 30 * time.Second, Timeout: 10 * time.Second}),
@@ -246,6 +255,7 @@ func serve(ctx context.Context, cfg *Config, log *slog.Logger, stdout io.Writer)
 
 	g.Go(func() error { return reg.Run(ctx) })
 	g.Go(func() error { return xdsSrv.Run(ctx) })
+	g.Go(func() error { return xdsSrv.WatchConfig(ctx, configRev) })
 	g.Go(func() error {
 		xdsServing.Store(true)
 		if err := grpcSrv.Serve(xdsLn); err != nil && !errors.Is(err, grpc.ErrServerStopped) {

@@ -18,6 +18,7 @@ import (
 
 	"github.com/sluicemesh/sluice/internal/pgtest"
 	"github.com/sluicemesh/sluice/server/internal/auth"
+	"github.com/sluicemesh/sluice/server/internal/changes"
 	"github.com/sluicemesh/sluice/server/internal/store"
 	"github.com/sluicemesh/sluice/server/internal/xds"
 )
@@ -60,6 +61,7 @@ func (w logWriter) Write(b []byte) (int, error) {
 type noProxies struct{}
 
 func (noProxies) Proxies() []xds.ProxyInfo { return nil }
+func (noProxies) Revision() int64          { return 0 }
 
 // env is a control plane's HTTP surface on a database of its own, with the admin bootstrapped.
 type env struct {
@@ -68,6 +70,8 @@ type env struct {
 	st    *store.Store
 	dbURL string
 	clock *testClock
+	// api is the handler NewServer returned, for tests that inspect its routes.
+	api http.Handler
 }
 
 type envOptions struct {
@@ -103,14 +107,14 @@ func newEnv(t *testing.T, opts ...envOptions) *env {
 	api := NewServer(Deps{
 		Log: log, DB: st, XDSServing: func() bool { return true }, Proxies: noProxies{},
 		Console: fstest.MapFS{"index.html": {Data: []byte("<!doctype html><title>Sluice</title>")}},
-		Auth:    svc, Audit: st,
+		Auth:    svc, Audit: st, Config: st, Changes: changes.New(st),
 	})
 	mux := http.NewServeMux()
 	mux.Handle("/", api)
 	mux.Handle(routeOperatorWrite, authenticate(svc, log)(requireRole(auth.RoleOperator)(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusOK, map[string]string{"by": principal(r).Username})
 	}))))
-	e := &env{t: t, st: st, dbURL: url, clock: clk}
+	e := &env{t: t, st: st, dbURL: url, clock: clk, api: api}
 	if o.tls {
 		e.srv = httptest.NewTLSServer(mux)
 	} else {

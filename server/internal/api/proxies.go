@@ -10,6 +10,8 @@ import (
 // ProxyLister lists the mesh's proxies with their sync state.
 type ProxyLister interface {
 	Proxies() []xds.ProxyInfo
+	// Revision is the configuration revision being served.
+	Revision() int64
 }
 
 // proxyView is one proxy in GET /api/v1/proxies.
@@ -30,12 +32,18 @@ type proxyView struct {
 	Sent           map[string]string `json:"sent"`
 	Nacks          map[string]string `json:"nacks"`
 	LastSync       *time.Time        `json:"lastSync,omitempty"`
+	// SyncedRevision is the newest configuration revision the proxy has applied in full;
+	// the proxy is in sync when it equals the answer's revision.
+	SyncedRevision int64      `json:"syncedRevision"`
+	SyncedAt       *time.Time `json:"syncedAt,omitempty"`
+	InSync         bool       `json:"inSync"`
 }
 
 // handleListProxies answers GET /api/v1/proxies: every registered proxy, the versions it has
 // acknowledged per xDS type, and any NACK with its message.
 func handleListProxies(pl ProxyLister) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
+		rev := pl.Revision()
 		ps := pl.Proxies()
 		out := make([]proxyView, 0, len(ps))
 		for _, p := range ps {
@@ -51,8 +59,13 @@ func handleListProxies(pl ProxyLister) http.HandlerFunc {
 			if !p.LastSync.IsZero() {
 				v.LastSync = &p.LastSync
 			}
+			v.SyncedRevision = p.SyncedRevision
+			v.InSync = p.Connected && p.SyncedRevision >= rev
+			if !p.SyncedAt.IsZero() {
+				v.SyncedAt = &p.SyncedAt
+			}
 			out = append(out, v)
 		}
-		writeJSON(w, http.StatusOK, map[string]any{"proxies": out})
+		writeJSON(w, http.StatusOK, map[string]any{"revision": rev, "proxies": out})
 	}
 }

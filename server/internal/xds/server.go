@@ -16,8 +16,10 @@ import (
 	"hash/fnv"
 	"log/slog"
 	"net/netip"
+	"slices"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
@@ -33,7 +35,10 @@ import (
 	"google.golang.org/protobuf/types/known/structpb"
 
 	"github.com/sluicemesh/sluice/internal/meta"
+	"github.com/sluicemesh/sluice/server/internal/changes"
+	"github.com/sluicemesh/sluice/server/internal/config"
 	"github.com/sluicemesh/sluice/server/internal/registry"
+	"github.com/sluicemesh/sluice/server/internal/store"
 )
 
 // Debounce bounds: a push waits for Quiet without further changes, but never longer than
@@ -58,9 +63,28 @@ type Server struct {
 	xds      serverv3.Server
 	kick     chan struct{}
 
-	mu      sync.Mutex
-	streams map[int64]string // stream id → node id, once the first request named the node
-	nodes   map[string]*nodeState
+	// source is where the mesh configuration comes from; config is its latest decoded state.
+	source   ConfigSource
+	config   atomic.Pointer[loadedConfig]
+	features Features
+
+	mu       sync.Mutex
+	streams  map[int64]string // stream id → node id, once the first request named the node
+	nodes    map[string]*nodeState
+	problems []Problem
+}
+
+// loadedConfig is the configuration as of a committed revision.
+type loadedConfig struct {
+	config   *Config
+	revision int64
+}
+
+// ConfigSource is the configuration store: its resources, and the feed of committed revisions.
+type ConfigSource interface {
+	List(ctx context.Context, kind, namespace string) ([]*store.Object, error)
+	CurrentRevision(ctx context.Context) (int64, error)
+	Subscribe(ctx context.Context, after int64, fn func(store.Revision) error) error
 }
 
 // nodeState is what the server knows of one connected proxy.
@@ -71,6 +95,60 @@ type nodeState struct {
 	hashes   map[string]uint64
 	versions map[string]string
 	status   streamStatus
+	// syncedRevision is the newest configuration revision whose snapshot the proxy has ACKed
+	// in every type, and syncedAt when that happened; pending are the newer snapshots.
+	syncedRevision int64
+	syncedAt       time.Time
+	pending        []pendingSync
+	// empty marks the types of which the last snapshot held no resource.
+	empty map[string]bool
+}
+
+// expect records that the proxy's current snapshot reflects configuration revision rev: once
+// it has ACKed the snapshot's version of every type, it is in sync with rev.
+func (n *nodeState) expect(rev int64) {
+	want := make(map[string]string, len(n.versions))
+	for typ, v := range n.versions {
+		// A proxy never asks for a type it has nothing of (a gateway without routes).
+		if !n.empty[typ] {
+			want[typ] = v
+		}
+	}
+	n.pending = append(n.pending, pendingSync{revision: rev, versions: want})
+	n.settle()
+}
+
+// settle advances syncedRevision past every pending snapshot the proxy has fully ACKed.
+func (n *nodeState) settle() {
+	for len(n.pending) > 0 {
+		last := -1
+		for i, p := range n.pending {
+			ok := true
+			for typ, v := range p.versions {
+				if n.status.acked[typ] != v {
+					ok = false
+					break
+				}
+			}
+			if ok {
+				last = i
+			}
+		}
+		if last < 0 {
+			return
+		}
+		if r := n.pending[last].revision; r > n.syncedRevision {
+			n.syncedRevision = r
+			n.syncedAt = time.Now()
+		}
+		n.pending = n.pending[last+1:]
+	}
+}
+
+// pendingSync is a snapshot a proxy has not fully ACKed yet.
+type pendingSync struct {
+	revision int64
+	versions map[string]string
 }
 
 // streamStatus is what a proxy has acknowledged, keyed by type URL.
@@ -81,13 +159,15 @@ type streamStatus struct {
 	lastSync time.Time
 }
 
-// New returns an ADS server. Call Register to attach it to a gRPC server and Run to keep the
-// snapshots current.
-func New(ctx context.Context, log *slog.Logger, reg *registry.Registry, versions Versioner) *Server {
+// New returns an ADS server. Call Register to attach it to a gRPC server, LoadConfig before
+// serving, and Run to keep the snapshots current. features lists what the proxies enforce.
+func New(ctx context.Context, log *slog.Logger, reg *registry.Registry, versions Versioner, source ConfigSource, features Features) *Server {
 	s := &Server{
 		log:      log,
 		reg:      reg,
 		versions: versions,
+		source:   source,
+		features: features,
 		cache:    cachev3.NewSnapshotCache(true, cachev3.IDHash{}, nil),
 		kick:     make(chan struct{}, 1),
 		streams:  map[int64]string{},
@@ -164,6 +244,7 @@ func (s *Server) onStreamRequest(id int64, req *discoveryv3.DiscoveryRequest) er
 	}
 	delete(n.status.nack, req.GetTypeUrl())
 	n.status.acked[req.GetTypeUrl()] = req.GetVersionInfo()
+	n.settle()
 	return nil
 }
 
@@ -203,6 +284,50 @@ func (s *Server) Kick() {
 	case s.kick <- struct{}{}:
 	default:
 	}
+}
+
+// LoadConfig reads the whole stored configuration and returns the revision it reflects.
+func (s *Server) LoadConfig(ctx context.Context) (int64, error) {
+	// The revision is read first: a commit landing in between is delivered again by the feed,
+	// which is harmless, while reading it after the list could skip one.
+	rev, err := s.source.CurrentRevision(ctx)
+	if err != nil {
+		return 0, fmt.Errorf("load configuration: %w", err)
+	}
+	objs, err := s.source.List(ctx, "", "")
+	if err != nil {
+		return 0, fmt.Errorf("load configuration: %w", err)
+	}
+	rs := make([]*config.Resource, 0, len(objs))
+	for _, o := range objs {
+		r, err := changes.FromObject(o)
+		if err != nil {
+			// A stored resource that no longer decodes is skipped, not fatal: the rest of
+			// the mesh keeps being served.
+			s.log.Error("stored resource skipped", "resource", o.Key().String(), "error", err)
+			continue
+		}
+		rs = append(rs, r)
+	}
+	s.config.Store(&loadedConfig{config: IndexConfig(rs), revision: rev})
+	return rev, nil
+}
+
+// WatchConfig reloads the configuration after every committed revision newer than after,
+// and pushes it, until ctx ends.
+func (s *Server) WatchConfig(ctx context.Context, after int64) error {
+	return s.source.Subscribe(ctx, after, func(r store.Revision) error {
+		if _, err := s.LoadConfig(ctx); err != nil {
+			if ctx.Err() != nil {
+				return nil
+			}
+			s.log.Error("reload configuration", "revision", r.Revision, "error", err)
+			return nil
+		}
+		s.log.Debug("configuration changed", "revision", r.Revision, "actor", r.Actor)
+		s.Kick()
+		return nil
+	})
 }
 
 // Run rebuilds snapshots after every change until ctx ends.
@@ -259,6 +384,12 @@ func (s *Server) debounce(ctx context.Context) bool {
 func (s *Server) Push(ctx context.Context) error {
 	start := time.Now()
 	mesh := BuildMesh(s.reg.Endpoints())
+	loaded := s.config.Load()
+	if loaded == nil {
+		loaded = &loadedConfig{}
+	}
+	mesh.Config = loaded.config
+	mesh.Features = s.features
 	version, err := s.versions.NextVersion(ctx)
 	if err != nil {
 		return err
@@ -272,19 +403,11 @@ func (s *Server) Push(ctx context.Context) error {
 	}
 	s.mu.Unlock()
 
-	byNamespace := map[string]*shared{}
-	sharedHashes := map[*shared]map[string]uint64{}
+	sh := newShared(mesh)
+	clusterHash, endpointHash := hashResources(sh.clusters), hashResources(sh.endpoints)
+	routeHashes := map[*types.Resource]uint64{}
 	pushed := 0
 	for id, w := range nodes {
-		sh := byNamespace[w.Namespace]
-		if sh == nil {
-			sh = buildShared(mesh, w.Namespace)
-			byNamespace[w.Namespace] = sh
-			sharedHashes[sh] = map[string]uint64{
-				resourcev3.RouteType:    hashResources(sh.routes),
-				resourcev3.EndpointType: hashResources(sh.endpoints),
-			}
-		}
 		res := BuildProxy(w, sh)
 		byType := map[string][]types.Resource{
 			resourcev3.ListenerType: res.Listeners,
@@ -292,13 +415,24 @@ func (s *Server) Push(ctx context.Context) error {
 			resourcev3.ClusterType:  res.Clusters,
 			resourcev3.EndpointType: res.Endpoints,
 		}
+		// Route tables are shared between proxies alike; hash each table once.
+		var routeHash uint64
+		if len(res.Routes) > 0 {
+			key := &res.Routes[0]
+			h, ok := routeHashes[key]
+			if !ok {
+				h = hashResources(res.Routes)
+				routeHashes[key] = h
+			}
+			routeHash = h
+		}
 		hashes := map[string]uint64{
 			resourcev3.ListenerType: hashResources(res.Listeners),
-			resourcev3.RouteType:    sharedHashes[sh][resourcev3.RouteType],
-			resourcev3.ClusterType:  hashResources(res.Clusters),
-			resourcev3.EndpointType: sharedHashes[sh][resourcev3.EndpointType],
+			resourcev3.RouteType:    routeHash,
+			resourcev3.ClusterType:  clusterHash ^ hashResources(res.Clusters[len(sh.clusters):]),
+			resourcev3.EndpointType: endpointHash,
 		}
-		changed, snap := s.nextSnapshot(id, v, byType, hashes)
+		changed, snap := s.nextSnapshot(id, v, loaded.revision, byType, hashes)
 		if !changed {
 			continue
 		}
@@ -312,21 +446,65 @@ func (s *Server) Push(ctx context.Context) error {
 		}
 		pushed++
 	}
+	s.reportProblems(sh.problems)
 	if pushed > 0 {
 		s.log.Debug("config pushed", "version", v, "proxies", pushed, "services", len(mesh.Services), "took", time.Since(start).String())
 	}
 	return nil
 }
 
+// reportProblems logs the translation problems that are new since the last push, and keeps
+// the current set for Problems.
+func (s *Server) reportProblems(ps []Problem) {
+	seen := map[Problem]bool{}
+	var uniq []Problem
+	for _, p := range ps {
+		if !seen[p] {
+			seen[p] = true
+			uniq = append(uniq, p)
+		}
+	}
+	s.mu.Lock()
+	old := s.problems
+	s.problems = uniq
+	s.mu.Unlock()
+	before := map[Problem]bool{}
+	for _, p := range old {
+		before[p] = true
+	}
+	for _, p := range uniq {
+		if !before[p] {
+			s.log.Warn("configuration not fully applied", "resource", p.Resource, "problem", p.Message)
+		}
+	}
+}
+
+// Revision returns the configuration revision the server is serving.
+func (s *Server) Revision() int64 {
+	if l := s.config.Load(); l != nil {
+		return l.revision
+	}
+	return 0
+}
+
+// Problems returns the parts of the stored configuration that the last push could not
+// translate as written.
+func (s *Server) Problems() []Problem {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return slices.Clone(s.problems)
+}
+
 // nextSnapshot records the hashes of a proxy's new configuration and returns the snapshot to
 // publish, versioning each type with v only where its hash changed.
-func (s *Server) nextSnapshot(id, v string, byType map[string][]types.Resource, hashes map[string]uint64) (bool, *cachev3.Snapshot) {
+func (s *Server) nextSnapshot(id, v string, revision int64, byType map[string][]types.Resource, hashes map[string]uint64) (bool, *cachev3.Snapshot) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	n := s.nodes[id]
 	if n == nil {
 		return false, nil // disconnected meanwhile
 	}
+	defer n.expect(revision)
 	changed := false
 	for typ, h := range hashes {
 		if old, ok := n.hashes[typ]; !ok || old != h {
@@ -339,7 +517,9 @@ func (s *Server) nextSnapshot(id, v string, byType map[string][]types.Resource, 
 		return false, nil
 	}
 	snap := &cachev3.Snapshot{}
+	n.empty = map[string]bool{}
 	for typ, items := range byType {
+		n.empty[typ] = len(items) == 0
 		rt := cachev3.GetResponseType(typ)
 		snap.Resources[rt] = cachev3.NewResources(n.versions[typ], items)
 	}
@@ -353,6 +533,10 @@ type ProxyInfo struct {
 	// proxy ACKed, the last version sent to it, and its last NACK message.
 	Acked, Sent, Nack map[string]string
 	LastSync          time.Time
+	// SyncedRevision is the newest configuration revision the proxy has applied in full, and
+	// SyncedAt when its last ACK for it arrived.
+	SyncedRevision int64
+	SyncedAt       time.Time
 }
 
 // Proxies returns every registered proxy, connected or within its grace period, joined with
@@ -375,6 +559,7 @@ func (s *Server) Proxies() []ProxyInfo {
 				pi.Nack[shortType(typ)] = v
 			}
 			pi.LastSync = n.status.lastSync
+			pi.SyncedRevision, pi.SyncedAt = n.syncedRevision, n.syncedAt
 		}
 		out = append(out, pi)
 	}

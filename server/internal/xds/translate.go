@@ -5,6 +5,7 @@ import (
 	"net/netip"
 	"slices"
 	"strconv"
+	"strings"
 	"time"
 
 	clusterv3 "github.com/envoyproxy/go-control-plane/envoy/config/cluster/v3"
@@ -48,10 +49,12 @@ type Endpoint struct {
 	Labels   map[string]string
 }
 
-// Mesh is everything the translator reads: the services of the registry. Resources from the
-// configuration store join it as the routing capabilities land.
+// Mesh is everything the translator reads: the services of the registry, the stored
+// configuration, and what the proxies can enforce.
 type Mesh struct {
 	Services []*Service
+	Config   *Config
+	Features Features
 }
 
 // BuildMesh groups the registry's endpoint workloads into services. Gateways serve no service
@@ -99,42 +102,111 @@ type Resources struct {
 	Endpoints []types.Resource
 }
 
-// shared is the part of a proxy's configuration that every proxy of one namespace shares; it
-// is built once per namespace per push.
+// shared is the part of the configuration that proxies share, built once per push: every
+// cluster and endpoint set, and route tables by the proxy properties they depend on.
 type shared struct {
-	routes    []types.Resource
+	mesh      *Mesh
 	clusters  []types.Resource
 	endpoints []types.Resource
+	routes    map[string][]types.Resource
+	problems  []Problem
 }
 
-// buildShared builds the outbound routes, clusters and endpoints seen from namespace ns.
-func buildShared(m *Mesh, ns string) *shared {
-	sh := &shared{}
+func newShared(m *Mesh) *shared {
+	sh := &shared{mesh: m, routes: map[string][]types.Resource{}}
+	sh.clusters, sh.endpoints = buildClusters(m, &sh.problems)
+	return sh
+}
+
+// routesFor returns a proxy's route tables, shared with every proxy that would get the same:
+// they depend on the proxy's namespace, its labels (sourceLabels matches) and, for a gateway,
+// the Gateways that select it.
+func (sh *shared) routesFor(w registry.Workload) []types.Resource {
+	key := w.Mode + "|" + w.Namespace + "|" + labelKey(w.Labels)
+	if rs, ok := sh.routes[key]; ok {
+		return rs
+	}
+	var rs []types.Resource
+	if w.Mode == meta.ModeGateway {
+		rs = sh.gatewayRoutes(w)
+	} else {
+		rs = []types.Resource{sh.outboundRoutes(w)}
+	}
+	sh.routes[key] = rs
+	return rs
+}
+
+func labelKey(labels map[string]string) string {
+	var b strings.Builder
+	for _, k := range sortedKeys(labels) {
+		b.WriteString(k + "=" + labels[k] + ",")
+	}
+	return b.String()
+}
+
+// outboundRoutes is a sidecar's route table: a virtual host per service port (and per
+// ServiceEntry host port), routed by the VirtualService bound to the mesh for that host, or
+// straight to the service when there is none.
+func (sh *shared) outboundRoutes(w registry.Workload) *routev3.RouteConfiguration {
+	m := sh.mesh
 	rc := &routev3.RouteConfiguration{Name: meta.OutboundRouteName, ValidateClusters: wrapperspb.Bool(false)}
 	for _, s := range m.Services {
 		fqdn := s.FQDN()
 		for i, port := range s.Ports {
-			name := meta.OutboundCluster(port, "", fqdn)
 			rc.VirtualHosts = append(rc.VirtualHosts, &routev3.VirtualHost{
 				Name:    fqdn + ":" + strconv.FormatUint(uint64(port), 10),
-				Domains: domains(s, port, i == 0, s.Namespace == ns),
-				Routes: []*routev3.Route{{
-					Name:  "default",
-					Match: &routev3.RouteMatch{PathSpecifier: &routev3.RouteMatch_Prefix{Prefix: "/"}},
-					Action: &routev3.Route_Route{Route: &routev3.RouteAction{
-						ClusterSpecifier: &routev3.RouteAction_Cluster{Cluster: name},
-						// Istio sets no timeout unless a VirtualService asks for one; Envoy's
-						// default of 15 s would cut long requests and gRPC streams.
-						Timeout: durationpb.New(0),
-					}},
-				}},
+				Domains: domains(s, port, i == 0, s.Namespace == w.Namespace),
+				Routes:  sh.hostRoutes(w, fqdn, port),
 			})
-			sh.clusters = append(sh.clusters, edsCluster(name))
-			sh.endpoints = append(sh.endpoints, loadAssignment(name, s.Endpoints[port]))
 		}
 	}
-	sh.routes = []types.Resource{rc}
-	return sh
+	for _, e := range m.Config.serviceEntryList() {
+		for _, host := range e.se.GetHosts() {
+			if m.service(host) != nil || isWildcard(host) {
+				continue
+			}
+			for i, port := range e.se.GetPorts() {
+				p := ":" + strconv.FormatUint(uint64(port.GetNumber()), 10)
+				d := []string{host + p}
+				if i == 0 {
+					d = append(d, host)
+				}
+				rc.VirtualHosts = append(rc.VirtualHosts, &routev3.VirtualHost{
+					Name: host + p, Domains: d, Routes: sh.hostRoutes(w, host, port.GetNumber()),
+				})
+			}
+		}
+	}
+	return rc
+}
+
+// hostRoutes routes one host and port for a sidecar.
+func (sh *shared) hostRoutes(w registry.Workload, host string, port uint32) []*routev3.Route {
+	if e := sh.mesh.Config.meshVirtualService(host); e != nil {
+		ctx := &routeCtx{mesh: sh.mesh, features: sh.mesh.Features, proxy: w, port: port, host: host, problems: &sh.problems}
+		return ctx.httpRoutes(e)
+	}
+	return []*routev3.Route{defaultRoute(meta.OutboundCluster(port, "", host))}
+}
+
+func defaultRoute(cluster string) *routev3.Route {
+	return &routev3.Route{
+		Name:  "default",
+		Match: &routev3.RouteMatch{PathSpecifier: &routev3.RouteMatch_Prefix{Prefix: "/"}},
+		Action: &routev3.Route_Route{Route: &routev3.RouteAction{
+			ClusterSpecifier: &routev3.RouteAction_Cluster{Cluster: cluster},
+			// Istio sets no timeout unless a VirtualService asks for one; Envoy's default of
+			// 15 s would cut long requests and gRPC streams.
+			Timeout: durationpb.New(0),
+		}},
+	}
+}
+
+func (c *Config) meshVirtualService(host string) *vsEntry {
+	if c == nil {
+		return nil
+	}
+	return c.meshVS[host]
 }
 
 // domains lists the authorities that reach a service port: the FQDN and "<name>.<ns>" from
@@ -159,11 +231,9 @@ func domains(s *Service, port uint32, lowest, sameNamespace bool) []string {
 
 // BuildProxy returns the whole configuration of one proxy.
 func BuildProxy(w registry.Workload, sh *shared) *Resources {
-	r := &Resources{Routes: sh.routes, Clusters: sh.clusters, Endpoints: sh.endpoints}
+	r := &Resources{Routes: sh.routesFor(w), Clusters: sh.clusters, Endpoints: sh.endpoints}
 	if w.Mode == meta.ModeGateway {
-		// A gateway's listeners and routes come from Gateway resources; until one selects it,
-		// it only knows the mesh's clusters.
-		r.Routes = nil
+		r.Listeners = sh.gatewayListeners(w)
 		return r
 	}
 	r.Listeners = append(r.Listeners, outboundListener(w.Address))
@@ -177,15 +247,19 @@ func BuildProxy(w registry.Workload, sh *shared) *Resources {
 }
 
 func outboundListener(addr netip.Addr) *listenerv3.Listener {
-	hcm := &hcmv3.HttpConnectionManager{
-		StatPrefix: "outbound",
+	return listener(meta.OutboundListenerName, addr, meta.OutboundPort, rdsManager("outbound", meta.OutboundRouteName))
+}
+
+// rdsManager is an HttpConnectionManager whose routes come over RDS.
+func rdsManager(statPrefix, routeName string) *hcmv3.HttpConnectionManager {
+	return &hcmv3.HttpConnectionManager{
+		StatPrefix: statPrefix,
 		RouteSpecifier: &hcmv3.HttpConnectionManager_Rds{Rds: &hcmv3.Rds{
-			RouteConfigName: meta.OutboundRouteName,
+			RouteConfigName: routeName,
 			ConfigSource:    adsSource(),
 		}},
 		HttpFilters: routerFilter(),
 	}
-	return listener(meta.OutboundListenerName, addr, meta.OutboundPort, hcm)
 }
 
 func inboundListener(addr netip.Addr, port uint32) *listenerv3.Listener {
@@ -233,14 +307,13 @@ func routerFilter() []*hcmv3.HttpFilter {
 	}}
 }
 
-func edsCluster(name string) *clusterv3.Cluster {
+func edsCluster(name string, p clusterPolicy) *clusterv3.Cluster {
 	return &clusterv3.Cluster{
-		Name:                 name,
-		ClusterDiscoveryType: &clusterv3.Cluster_Type{Type: clusterv3.Cluster_EDS},
-		EdsClusterConfig:     &clusterv3.Cluster_EdsClusterConfig{EdsConfig: adsSource()},
-		ConnectTimeout:       durationpb.New(10 * time.Second),
-		// Istio's default when a DestinationRule says nothing.
-		LbPolicy:                      clusterv3.Cluster_LEAST_REQUEST,
+		Name:                          name,
+		ClusterDiscoveryType:          &clusterv3.Cluster_Type{Type: clusterv3.Cluster_EDS},
+		EdsClusterConfig:              &clusterv3.Cluster_EdsClusterConfig{EdsConfig: adsSource()},
+		ConnectTimeout:                durationpb.New(10 * time.Second),
+		LbPolicy:                      p.lb,
 		TypedExtensionProtocolOptions: downstreamProtocol(),
 	}
 }

@@ -22,6 +22,8 @@ import (
 
 var update = flag.Bool("update", false, "rewrite the golden files")
 
+func mustAddr(s string) netip.Addr { return netip.MustParseAddr(s) }
+
 func workload(ns, svc, version, addr string, ports ...meta.PortMapping) registry.Workload {
 	return registry.Workload{
 		NodeID: "sidecar~" + addr + "~" + svc + "-" + version + "." + ns, Namespace: ns, Service: svc,
@@ -51,7 +53,7 @@ func TestBuildProxyGolden(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			res := BuildProxy(tc.w, buildShared(mesh, tc.w.Namespace))
+			res := BuildProxy(tc.w, newShared(mesh))
 			snap := &cachev3.Snapshot{}
 			for typ, items := range map[string][]types.Resource{
 				resourcev3.ListenerType: res.Listeners, resourcev3.RouteType: res.Routes,
