@@ -58,8 +58,8 @@ func TestDemoStartsAndStops(t *testing.T) {
 		if !strings.Contains(banner, "sign in as admin, password demo-") {
 			t.Errorf("run %d: banner does not give the admin password:\n%s", run, banner)
 		}
-		eventually(t, 30*time.Second, "Bookinfo through the mesh", func() error {
-			return httpOK("http://127.0.0.4:9080/productpage")
+		eventually(t, 30*time.Second, "Bookinfo through the ingress gateway", func() error {
+			return httpOK("http://127.0.0.10:8080/productpage")
 		})
 
 		if err := cmd.Process.Signal(syscall.SIGINT); err != nil {

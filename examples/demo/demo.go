@@ -4,9 +4,12 @@
 package demo
 
 import (
+	"bytes"
 	"context"
 	"crypto/rand"
+	"embed"
 	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
@@ -68,8 +71,17 @@ var topology = []workload{
 	echo("a", "v1", "127.0.0.21"),
 }
 
-// productpage is where the demo's traffic goes: the productpage sidecar's inbound listener.
-const productpage = "http://127.0.0.4:9080/productpage"
+// The ingress gateway, and the product page through it: where the demo's traffic goes.
+const (
+	gatewayAddr = "127.0.0.10"
+	productpage = "http://" + gatewayAddr + ":8080/productpage"
+)
+
+// initialConfig is what the first run applies: Istio's bookinfo-gateway and the
+// DestinationRules of every Bookinfo service.
+//
+//go:embed config/*.yaml
+var initialConfig embed.FS
 
 // Run is sluice-demo's main.
 func Run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
@@ -96,6 +108,7 @@ func Run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 			addrs = append(addrs, w.addr+":"+port, w.addr+":"+app)
 		}
 	}
+	addrs = append(addrs, gatewayAddr+":8080", gatewayAddr+":15000")
 	for _, a := range addrs {
 		l, err := net.Listen("tcp", a)
 		if err != nil {
@@ -136,11 +149,19 @@ func Run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 			return fmt.Errorf("sidecar of %s did not become ready: %w", name, err)
 		}
 	}
+	gw := sup.start("ingressgateway", "sluice-proxy", []string{"--control-plane", *xdsAddr, "--mode", "gateway",
+		"--namespace", "istio-system", "--labels", "istio=ingressgateway,app=istio-ingressgateway", "--address", gatewayAddr}, nil)
+	if err := waitHTTP(ctx, "http://"+gatewayAddr+":15000/ready", gw, time.Minute); err != nil {
+		return fmt.Errorf("the ingress gateway did not become ready: %w", err)
+	}
+	if err := applyInitialConfig(ctx, *httpAddr, password, *dataDir); err != nil {
+		return err
+	}
 	go generateTraffic(ctx)
 	fmt.Fprintf(stdout, `
 Sluice demo is running.
   console and API   http://%s   sign in as admin, password %s
-  Bookinfo          %s   (through productpage's sidecar; a gentle load runs)
+  Bookinfo          %s   (through the ingress gateway; a gentle load runs)
   a calls b         curl 'http://127.0.0.21:18080/call?url=http://b:8080/'
   a calls b (gRPC)  curl 'http://127.0.0.21:18080/grpc?target=b:9090'
   httpbin           curl -H 'Host: httpbin:8000' http://127.0.0.21:15001/headers   (through a's sidecar)
@@ -155,6 +176,52 @@ State is kept in %s. Press Ctrl-C to stop everything.
 	case p := <-sup.exited:
 		return fmt.Errorf("%s exited unexpectedly (%v); stopping the demo", p.name, p.err)
 	}
+}
+
+// applyInitialConfig applies the demo's starting configuration on the first run. Later runs
+// keep whatever the configuration has become.
+func applyInitialConfig(ctx context.Context, httpAddr, password, dataDir string) error {
+	marker := filepath.Join(dataDir, "demo-config-applied")
+	if _, err := os.Stat(marker); err == nil {
+		return nil
+	}
+	jar, _ := cookiejar.New(nil)
+	c := &http.Client{Timeout: 30 * time.Second, Jar: jar}
+	base := "http://" + httpAddr + "/api/v1"
+	login, _ := json.Marshal(map[string]string{"username": "admin", "password": password})
+	resp, err := c.Post(base+"/login", "application/json", bytes.NewReader(login))
+	if err != nil {
+		return fmt.Errorf("sign in to apply the demo's configuration: %w", err)
+	}
+	var session struct {
+		CSRFToken string `json:"csrfToken"`
+	}
+	err = json.NewDecoder(resp.Body).Decode(&session)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK || err != nil {
+		return fmt.Errorf("sign in to apply the demo's configuration: %s (if .sluice was created with another admin password, set SLUICE_ADMIN_PASSWORD to it)", resp.Status)
+	}
+	var docs []string
+	for _, name := range []string{"config/destination-rule-all.yaml", "config/bookinfo-gateway.yaml"} {
+		b, err := initialConfig.ReadFile(name)
+		if err != nil {
+			return err
+		}
+		docs = append(docs, string(b))
+	}
+	req, _ := http.NewRequestWithContext(ctx, http.MethodPost, base+"/apply?message=demo+set-up", strings.NewReader(strings.Join(docs, "\n---\n")))
+	req.Header.Set("Content-Type", "application/yaml")
+	req.Header.Set("X-CSRF-Token", session.CSRFToken)
+	resp, err = c.Do(req)
+	if err != nil {
+		return fmt.Errorf("apply the demo's configuration: %w", err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("apply the demo's configuration: %s: %s", resp.Status, body)
+	}
+	return os.WriteFile(marker, []byte("bookinfo-gateway and destination-rule-all applied\n"), 0o644)
 }
 
 // adminPassword returns the demo's admin password: SLUICE_ADMIN_PASSWORD when set, or one
