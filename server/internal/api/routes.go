@@ -18,8 +18,10 @@ func routes(d Deps) http.Handler {
 
 	r.Route("/api/v1", func(r chi.Router) {
 		r.Use(limitBody(defaultBodyLimit))
-		// Public: signing in. Every other /api/v1 route is in the group below.
+		// Public: signing in, and this API's description. Every other /api/v1 route is in the
+		// group below.
 		r.Post("/login", handleLogin(d.Auth, d.Audit, d.Log))
+		r.Get("/openapi.json", handleOpenAPI())
 
 		r.Group(func(r chi.Router) {
 			r.Use(authenticate(d.Auth, d.Log))

@@ -64,10 +64,14 @@ var ErrEmpty = errors.New("the request holds no resources")
 func (s *Service) Apply(ctx context.Context, who Actor, input []byte, message string, dryRun bool) (*Outcome, error) {
 	rs, err := config.ParseYAML(input)
 	if err != nil {
-		return nil, err
+		return nil, inFirstDocument(err)
 	}
 	if len(rs) == 0 {
 		return nil, ErrEmpty
+	}
+	for _, r := range rs {
+		// Validate prefixes its paths with the Origin.
+		r.Origin = firstDocumentPath(r.Origin)
 	}
 	muts := make([]store.Mutation, 0, len(rs))
 	for _, r := range rs {
@@ -77,9 +81,45 @@ func (s *Service) Apply(ctx context.Context, who Actor, input []byte, message st
 	return s.commit(ctx, who, message, 0, dryRun, muts, rs)
 }
 
+// firstDocument is the path of a one-document input's document. ParseYAML leaves the index
+// out of such an input's paths ("spec.hosts[0]"); an apply promises it is always there
+// ("documents[0].spec.hosts[0]"), so a client need not count the documents it sent to read
+// the errors.
+const firstDocument = "documents[0]"
+
+// firstDocumentPath puts a path of a one-document input under firstDocument; a path that has
+// a document index already is returned as it is.
+func firstDocumentPath(path string) string {
+	switch {
+	case strings.HasPrefix(path, "documents["):
+		return path
+	case path == "":
+		return firstDocument
+	}
+	return firstDocument + "." + path
+}
+
+// inFirstDocument gives ParseYAML's errors the document index they lack. An error without a
+// path concerns the input as a whole (too large, no documents at all) and keeps none.
+func inFirstDocument(err error) error {
+	var errs config.Errors
+	if !errors.As(err, &errs) {
+		return err
+	}
+	out := make(config.Errors, len(errs))
+	for i, e := range errs {
+		if e.Path != "" {
+			e.Path = firstDocumentPath(e.Path)
+		}
+		out[i] = e
+	}
+	return out
+}
+
 // Put creates or replaces one resource. key says where the request addressed it; the body's
-// kind, namespace and name must agree with it (empty ones are filled in). ifVersion, when not
-// zero, is the resourceVersion the caller last read; create=true refuses to replace.
+// kind, namespace and name must agree with it, except that a body without a namespace takes
+// key's, and a key without a name (a create) takes the body's. ifVersion, when not zero, is
+// the resourceVersion the caller last read; create=true refuses to replace.
 func (s *Service) Put(ctx context.Context, who Actor, key store.Key, body []byte, ifVersion int64, create bool, dryRun bool) (*Outcome, error) {
 	rs, err := config.ParseYAML(body)
 	if err != nil {
@@ -89,6 +129,10 @@ func (s *Service) Put(ctx context.Context, who Actor, key store.Key, body []byte
 		return nil, config.Errors{{Message: fmt.Sprintf("the body holds %d resources; send exactly one here, or use POST /api/v1/apply for several", len(rs))}}
 	}
 	r := rs[0]
+	if r.Namespace != key.Namespace && !setsNamespace(body, r) {
+		// ParseYAML put the resource in the default namespace; the URL says where it goes.
+		r.Namespace = key.Namespace
+	}
 	var errs config.Errors
 	if r.Kind != key.Kind {
 		errs = append(errs, config.FieldError{Path: "kind", Message: fmt.Sprintf("kind %s does not match the URL, which addresses a %s", r.Kind, key.Kind)})
@@ -104,6 +148,23 @@ func (s *Service) Put(ctx context.Context, who Actor, key store.Key, body []byte
 	}
 	o := ToObject(r)
 	return s.commit(ctx, who, "", 0, dryRun, []store.Mutation{{Key: o.Key(), Object: o, IfVersion: ifVersion, Create: create}}, rs)
+}
+
+// setsNamespace reports whether body, which parsed as the one resource r, says which namespace
+// r is in. When in doubt (a List, empty documents before r's) it says so, which leaves the URL
+// and the body to agree.
+func setsNamespace(body []byte, r *config.Resource) bool {
+	var probe struct {
+		Kind     string `json:"kind"`
+		Metadata struct {
+			Name      string `json:"name"`
+			Namespace string `json:"namespace"`
+		} `json:"metadata"`
+	}
+	if err := yaml.Unmarshal(body, &probe); err != nil || probe.Kind != r.Kind || probe.Metadata.Name != r.Name {
+		return true
+	}
+	return probe.Metadata.Namespace != ""
 }
 
 // Delete removes one resource; ifVersion as for Put.
@@ -260,12 +321,17 @@ func FromObject(o *store.Object) (*config.Resource, error) {
 	}, nil
 }
 
-// YAML renders an object as users write it, without the store's bookkeeping.
+// YAML renders an object as users write it, so that it can be edited and applied again. Of
+// the store's bookkeeping it keeps resourceVersion and creationTimestamp, which an apply
+// accepts (a PUT takes the resourceVersion as its precondition), and leaves out updatedAt and
+// updatedBy, which an apply refuses as unknown fields.
 func YAML(o *store.Object) string {
 	if o == nil {
 		return ""
 	}
-	b, err := yaml.Marshal(o)
+	c := *o
+	c.Metadata.UpdatedAt, c.Metadata.UpdatedBy = nil, ""
+	b, err := yaml.Marshal(&c)
 	if err != nil {
 		return ""
 	}

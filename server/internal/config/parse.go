@@ -308,11 +308,13 @@ func (p *parser) stringField(origin string, obj map[string]any, name string) (st
 	return s, true
 }
 
-// serverMetadata are the metadata fields a Kubernetes API server fills in. They are accepted
-// and ignored, so that the output of kubectl get -o yaml can be applied as it is.
+// serverMetadata are the metadata fields a Kubernetes API server, or Sluice's own store
+// (updatedAt, updatedBy), fills in. They are accepted and ignored, so that what a GET or
+// kubectl get -o yaml answered can be applied as it is.
 var serverMetadata = []string{
 	"creationTimestamp", "deletionGracePeriodSeconds", "deletionTimestamp", "finalizers",
 	"generation", "managedFields", "ownerReferences", "resourceVersion", "selfLink", "uid",
+	"updatedAt", "updatedBy",
 }
 
 var metadataFields = []string{"name", "namespace", "labels", "annotations"}
