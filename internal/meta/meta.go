@@ -58,6 +58,10 @@ const (
 const (
 	ModeSidecar = "sidecar"
 	ModeGateway = "gateway"
+	// ModeProxyless is a gRPC application that reads xDS itself (grpc-go's xds resolver): it
+	// gets an API listener for every service port, named as its dial target ("name:port",
+	// "name.ns:port", "<fqdn>:port"), and no sockets.
+	ModeProxyless = "proxyless"
 )
 
 // Well-known resource names and ports.

@@ -10,6 +10,7 @@ import (
 	endpointv3 "github.com/envoyproxy/go-control-plane/envoy/config/endpoint/v3"
 	"github.com/envoyproxy/go-control-plane/pkg/cache/types"
 	"google.golang.org/protobuf/types/known/durationpb"
+	"google.golang.org/protobuf/types/known/wrapperspb"
 	networking "istio.io/api/networking/v1alpha3"
 
 	"github.com/sluicemesh/sluice/internal/meta"
@@ -216,7 +217,7 @@ func serviceEntryClusters(m *Mesh, e *seEntry, problems *[]Problem) []types.Reso
 				})
 				continue
 			}
-			la.Endpoints = []*endpointv3.LocalityLbEndpoints{{LbEndpoints: lbs}}
+			la.Endpoints = []*endpointv3.LocalityLbEndpoints{{Locality: &corev3.Locality{}, LoadBalancingWeight: wrapperspb.UInt32(1), LbEndpoints: lbs}}
 			c.LoadAssignment = la
 			out = append(out, c)
 		}

@@ -102,6 +102,8 @@ type nodeState struct {
 	pending        []pendingSync
 	// empty marks the types of which the last snapshot held no resource.
 	empty map[string]bool
+	// requested holds a proxyless client's subscribed names by type URL.
+	requested map[string][]string
 }
 
 // expect records that the proxy's current snapshot reflects configuration revision rev: once
@@ -168,7 +170,7 @@ func New(ctx context.Context, log *slog.Logger, reg *registry.Registry, versions
 		versions: versions,
 		source:   source,
 		features: features,
-		cache:    cachev3.NewSnapshotCache(true, cachev3.IDHash{}, nil),
+		cache:    cachev3.NewSnapshotCache(true, cachev3.IDHash{}, cacheLogger{log.With("part", "snapshot-cache")}),
 		kick:     make(chan struct{}, 1),
 		streams:  map[int64]string{},
 		nodes:    map[string]*nodeState{},
@@ -227,6 +229,7 @@ func (s *Server) onStreamRequest(id int64, req *discoveryv3.DiscoveryRequest) er
 			s.log.Error("drain proxy", "node_id", nodeID, "error", err)
 		}
 	}
+	s.noteRequested(nodeID, req)
 	if req.GetResponseNonce() == "" {
 		return nil
 	}
@@ -275,6 +278,48 @@ func (s *Server) onStreamClosed(id int64, _ *corev3.Node) {
 	}
 	if err := s.reg.Disconnect(context.Background(), nodeID); err != nil {
 		s.log.Error("disconnect proxy", "node_id", nodeID, "error", err)
+	}
+}
+
+// noteRequested keeps the resource names a proxyless client subscribes to. Unlike Envoy, it
+// names every resource it wants, and go-control-plane answers an ADS subscription only with a
+// snapshot holding no other resource of that type; a change of names triggers a push.
+func (s *Server) noteRequested(nodeID string, req *discoveryv3.DiscoveryRequest) {
+	s.mu.Lock()
+	n := s.nodes[nodeID]
+	if n == nil || n.workload.Mode != meta.ModeProxyless {
+		s.mu.Unlock()
+		return
+	}
+	if n.requested == nil {
+		n.requested = map[string][]string{}
+	}
+	names := slices.Sorted(slices.Values(req.GetResourceNames()))
+	changed := !slices.Equal(n.requested[req.GetTypeUrl()], names)
+	n.requested[req.GetTypeUrl()] = names
+	s.mu.Unlock()
+	if changed {
+		s.Kick()
+	}
+}
+
+// onlyRequested keeps the resources a proxyless client asked for, by type.
+func (s *Server) onlyRequested(id string, byType map[string][]types.Resource) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	n := s.nodes[id]
+	if n == nil {
+		return
+	}
+	for typ, items := range byType {
+		want := n.requested[typ]
+		var kept []types.Resource
+		for _, r := range items {
+			if slices.Contains(want, cachev3.GetResourceName(r)) {
+				kept = append(kept, r)
+			}
+		}
+		byType[typ] = kept
 	}
 }
 
@@ -415,6 +460,17 @@ func (s *Server) Push(ctx context.Context) error {
 			resourcev3.ClusterType:  res.Clusters,
 			resourcev3.EndpointType: res.Endpoints,
 		}
+		if w.Mode == meta.ModeProxyless {
+			s.onlyRequested(id, byType)
+			hashes := map[string]uint64{}
+			for typ, items := range byType {
+				hashes[typ] = hashResources(items)
+			}
+			if s.setSnapshot(ctx, id, w, v, loaded.revision, byType, hashes) {
+				pushed++
+			}
+			continue
+		}
 		// Route tables are shared between proxies alike; hash each table once.
 		var routeHash uint64
 		if len(res.Routes) > 0 {
@@ -432,25 +488,35 @@ func (s *Server) Push(ctx context.Context) error {
 			resourcev3.ClusterType:  clusterHash ^ hashResources(res.Clusters[len(sh.clusters):]),
 			resourcev3.EndpointType: endpointHash,
 		}
-		changed, snap := s.nextSnapshot(id, v, loaded.revision, byType, hashes)
-		if !changed {
-			continue
+		if s.setSnapshot(ctx, id, w, v, loaded.revision, byType, hashes) {
+			pushed++
 		}
-		if err := snap.Consistent(); err != nil {
-			s.log.Error("inconsistent snapshot skipped", "node_id", id, "error", err)
-			continue
-		}
-		if err := s.cache.SetSnapshot(ctx, id, snap); err != nil {
-			s.log.Error("set snapshot", "node_id", id, "error", err)
-			continue
-		}
-		pushed++
 	}
 	s.reportProblems(sh.problems)
 	if pushed > 0 {
 		s.log.Debug("config pushed", "version", v, "proxies", pushed, "services", len(mesh.Services), "took", time.Since(start).String())
 	}
 	return nil
+}
+
+// setSnapshot hands a proxy its new snapshot when its content changed, and reports whether
+// it did.
+func (s *Server) setSnapshot(ctx context.Context, id string, w registry.Workload, v string, revision int64, byType map[string][]types.Resource, hashes map[string]uint64) bool {
+	changed, snap := s.nextSnapshot(id, v, revision, byType, hashes)
+	if !changed {
+		return false
+	}
+	// go-control-plane's consistency check does not follow API listeners to their route
+	// tables, so it would refuse every proxyless snapshot.
+	if err := snap.Consistent(); err != nil && w.Mode != meta.ModeProxyless {
+		s.log.Error("inconsistent snapshot skipped", "node_id", id, "error", err)
+		return false
+	}
+	if err := s.cache.SetSnapshot(ctx, id, snap); err != nil {
+		s.log.Error("set snapshot", "node_id", id, "error", err)
+		return false
+	}
+	return true
 }
 
 // reportProblems logs the translation problems that are new since the last push, and keeps
@@ -613,9 +679,9 @@ func WorkloadFromNode(n *corev3.Node) (registry.Workload, error) {
 	switch w.Mode {
 	case "":
 		w.Mode = meta.ModeSidecar
-	case meta.ModeSidecar, meta.ModeGateway:
+	case meta.ModeSidecar, meta.ModeGateway, meta.ModeProxyless:
 	default:
-		return registry.Workload{}, fmt.Errorf("node %s: metadata %s %q must be %q or %q", w.NodeID, meta.KeyMode, w.Mode, meta.ModeSidecar, meta.ModeGateway)
+		return registry.Workload{}, fmt.Errorf("node %s: metadata %s %q must be %q, %q or %q", w.NodeID, meta.KeyMode, w.Mode, meta.ModeSidecar, meta.ModeGateway, meta.ModeProxyless)
 	}
 	if w.Name == "" {
 		w.Name = w.NodeID
@@ -637,3 +703,11 @@ func WorkloadFromNode(n *corev3.Node) (registry.Workload, error) {
 	}
 	return w, nil
 }
+
+// cacheLogger sends go-control-plane's cache logs to slog; its chatter is debug-level.
+type cacheLogger struct{ log *slog.Logger }
+
+func (l cacheLogger) Debugf(format string, args ...any) { l.log.Debug(fmt.Sprintf(format, args...)) }
+func (l cacheLogger) Infof(format string, args ...any)  { l.log.Debug(fmt.Sprintf(format, args...)) }
+func (l cacheLogger) Warnf(format string, args ...any)  { l.log.Warn(fmt.Sprintf(format, args...)) }
+func (l cacheLogger) Errorf(format string, args ...any) { l.log.Error(fmt.Sprintf(format, args...)) }

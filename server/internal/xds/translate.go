@@ -232,8 +232,12 @@ func domains(s *Service, port uint32, lowest, sameNamespace bool) []string {
 // BuildProxy returns the whole configuration of one proxy.
 func BuildProxy(w registry.Workload, sh *shared) *Resources {
 	r := &Resources{Routes: sh.routesFor(w), Clusters: sh.clusters, Endpoints: sh.endpoints}
-	if w.Mode == meta.ModeGateway {
+	switch w.Mode {
+	case meta.ModeGateway:
 		r.Listeners = sh.gatewayListeners(w)
+		return r
+	case meta.ModeProxyless:
+		r.Listeners = sh.apiListeners(w)
 		return r
 	}
 	r.Listeners = append(r.Listeners, outboundListener(w.Address))
@@ -244,6 +248,31 @@ func BuildProxy(w registry.Workload, sh *shared) *Resources {
 		r.Clusters = append(r.Clusters, staticCluster(meta.InboundCluster(p.Port), w.Address, p.AppPort))
 	}
 	return r
+}
+
+// apiListeners gives a proxyless gRPC client a listener for each name it may dial a service
+// port by; each routes through the outbound route table, whose virtual hosts answer to the
+// same names.
+func (sh *shared) apiListeners(w registry.Workload) []types.Resource {
+	var out []types.Resource
+	for _, s := range sh.mesh.Services {
+		for _, port := range s.Ports {
+			p := ":" + strconv.FormatUint(uint64(port), 10)
+			names := []string{s.FQDN() + p, s.Name + "." + s.Namespace + p, s.Name + "." + s.Namespace + ".svc" + p}
+			if s.Namespace == w.Namespace {
+				names = append(names, s.Name+p)
+			}
+			for _, name := range names {
+				out = append(out, &listenerv3.Listener{
+					Name: name,
+					ApiListener: &listenerv3.ApiListener{
+						ApiListener: mustAny(rdsManager("outbound", meta.OutboundRouteName)),
+					},
+				})
+			}
+		}
+	}
+	return out
 }
 
 func outboundListener(addr netip.Addr) *listenerv3.Listener {
@@ -357,7 +386,7 @@ func loadAssignment(cluster string, eps []Endpoint) *endpointv3.ClusterLoadAssig
 		}
 		lbs = append(lbs, lb)
 	}
-	la.Endpoints = []*endpointv3.LocalityLbEndpoints{{LbEndpoints: lbs}}
+	la.Endpoints = []*endpointv3.LocalityLbEndpoints{{Locality: &corev3.Locality{}, LoadBalancingWeight: wrapperspb.UInt32(1), LbEndpoints: lbs}}
 	return la
 }
 
