@@ -100,6 +100,30 @@ func (cp *controlPlane) apply(t *testing.T, yaml string) {
 	cp.waitSynced(t, out.Revision)
 }
 
+// setTraffic moves a service's canary slider through the REST API and returns the revision.
+func (cp *controlPlane) setTraffic(t *testing.T, service, body string) int64 {
+	t.Helper()
+	req, err := http.NewRequest(http.MethodPut, "http://"+cp.httpAddr+"/api/v1/namespaces/default/services/"+service+"/traffic", strings.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("X-CSRF-Token", cp.csrf)
+	resp, err := cp.api.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var out struct {
+		Revision int64 `json:"revision"`
+	}
+	b, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode != http.StatusOK || json.Unmarshal(b, &out) != nil {
+		t.Fatalf("set traffic of %s: %d %s", service, resp.StatusCode, b)
+	}
+	return out.Revision
+}
+
 // waitSynced waits until every connected proxy has applied configuration revision rev.
 func (cp *controlPlane) waitSynced(t *testing.T, rev int64) {
 	t.Helper()
@@ -318,6 +342,16 @@ func TestBookinfoConformance(t *testing.T) {
 		cp.apply(t, sample(t, "bookinfo/networking/virtual-service-reviews-v3.yaml"))
 		if got := m.colors(t, anon, 30); got["red"] != 30 {
 			t.Errorf("v3: %v, want red", got)
+		}
+	})
+
+	t.Run("canary slider keeps the header rule", func(t *testing.T) {
+		cp.apply(t, sample(t, "bookinfo/networking/virtual-service-reviews-jason-v2-v3.yaml"))
+		rev := cp.setTraffic(t, "reviews", `{"weights":{"v1":70,"v3":30}}`)
+		cp.waitSynced(t, rev)
+		within(t, "slider v1=70 v3=30", m.colors(t, anon, 300), "red", 30)
+		if got := m.colors(t, jason, 30); got["black"] != 30 {
+			t.Errorf("jason after the slider moved: %v, want his black-star rule kept", got)
 		}
 	})
 

@@ -36,8 +36,11 @@ func routes(d Deps) http.Handler {
 			r.Get("/revisions", handleListRevisions(d.Config, d.Log))
 			r.Get("/revisions/{revision}", handleGetRevision(d.Config, d.Log))
 			r.Get("/diff", handleDiff(d.Config, d.Log))
+			r.Get("/namespaces/{namespace}/services", handleListServices(d.Proxies, d.Changes, d.Log))
+			r.Get("/namespaces/{namespace}/services/{name}", handleGetService(d.Proxies, d.Changes, d.Log))
 			r.Group(func(r chi.Router) {
 				r.Use(requireRole(auth.RoleOperator))
+				r.Put("/namespaces/{namespace}/services/{name}/traffic", handleSetTraffic(d.Changes, d.Log))
 				r.Post("/namespaces/{namespace}/{kind}/{name}/rollback", handleRollbackResource(d.Changes, d.Log))
 				r.Post("/revisions/{revision}/rollback", handleRollbackMesh(d.Changes, d.Log))
 			})

@@ -22,6 +22,7 @@ import (
 type Store interface {
 	Commit(ctx context.Context, meta store.CommitMeta, muts []store.Mutation, check store.Checker) (*store.CommitResult, error)
 	Get(ctx context.Context, k store.Key) (*store.Object, error)
+	List(ctx context.Context, kind, namespace string) ([]*store.Object, error)
 	StateAt(ctx context.Context, k store.Key, rev int64) (*store.Object, error)
 	ChangedSince(ctx context.Context, rev int64) ([]store.Key, error)
 	CurrentRevision(ctx context.Context) (int64, error)
