@@ -101,7 +101,7 @@ func (cp *controlPlane) apply(t *testing.T, yaml string) {
 }
 
 // setTraffic moves a service's canary slider through the REST API and returns the revision.
-func (cp *controlPlane) setTraffic(t *testing.T, service, body string) int64 {
+func (cp *controlPlane) setTraffic(t testing.TB, service, body string) int64 {
 	t.Helper()
 	req, err := http.NewRequest(http.MethodPut, "http://"+cp.httpAddr+"/api/v1/namespaces/default/services/"+service+"/traffic", strings.NewReader(body))
 	if err != nil {

@@ -35,12 +35,7 @@ func (m *Mesh) hostPorts(host string) []uint32 {
 
 // service returns the registered service with a fully qualified host name, or nil.
 func (m *Mesh) service(host string) *Service {
-	for _, s := range m.Services {
-		if s.FQDN() == host {
-			return s
-		}
-	}
-	return nil
+	return m.byHost[host]
 }
 
 func (c *Config) serviceEntriesFor(host string) []*seEntry {

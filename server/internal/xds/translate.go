@@ -55,6 +55,8 @@ type Mesh struct {
 	Services []*Service
 	Config   *Config
 	Features Features
+	// byHost indexes Services by FQDN.
+	byHost map[string]*Service
 }
 
 // BuildMesh groups the registry's endpoint workloads into services. Gateways serve no service
@@ -80,8 +82,9 @@ func BuildMesh(workloads []registry.Workload) *Mesh {
 			})
 		}
 	}
-	m := &Mesh{}
+	m := &Mesh{byHost: make(map[string]*Service, len(byKey))}
 	for _, s := range byKey {
+		m.byHost[s.FQDN()] = s
 		slices.Sort(s.Ports)
 		for _, eps := range s.Endpoints {
 			slices.SortFunc(eps, func(a, b Endpoint) int { return a.Address.Compare(b.Address) })
