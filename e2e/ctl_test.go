@@ -407,3 +407,32 @@ func TestCtlUnreachableServer(t *testing.T) {
 	r = ctl.run("", "get", "nonsense")
 	wantOneLine(t, r, 2, `"nonsense" is not a resource kind`)
 }
+
+// sluicectl canary moves the slider of a service whose versions are registered sidecars.
+func TestCtlCanary(t *testing.T) {
+	cp := startServer(t, pgtest.New(t, pgtest.Template{}))
+	for _, v := range []string{"v1", "v2"} {
+		startSidecar(t, cp, nextAddr(), "b", v, "--inbound", "8080=18080")
+	}
+	ctl := sluicectl{t: t, env: []string{"SLUICE_SERVER=http://" + cp.httpAddr, "SLUICE_CONFIG=" + filepath.Join(t.TempDir(), "config.json"), "SLUICE_TOKEN="}}
+	ctl.ok(adminPassword+"\n", "login", "--username", "admin", "--password-stdin")
+
+	if out := ctl.ok("", "canary", "get", "b"); !strings.Contains(out, "No VirtualService routes it") {
+		t.Errorf("canary get before any split:\n%s", out)
+	}
+	if out := ctl.ok("", "canary", "set", "b", "v1=80", "v2=20"); !strings.Contains(out, "traffic of b is now v1=80 v2=20") {
+		t.Errorf("canary set printed:\n%s", out)
+	}
+	out := ctl.ok("", "canary", "get", "b")
+	for _, want := range []string{"v1         1          80%", "v2         1          20%"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("canary get lacks %q:\n%s", want, out)
+		}
+	}
+	if r := ctl.run("", "canary", "set", "b", "v1=-3"); r.code != 1 || !strings.Contains(r.stderr, "weights.v1") {
+		t.Errorf("a negative weight: exit %d, stderr %q", r.code, r.stderr)
+	}
+	if r := ctl.run("", "canary", "set", "b", "v1"); r.code != 2 {
+		t.Errorf("a malformed weight: exit %d, want 2", r.code)
+	}
+}
