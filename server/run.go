@@ -32,6 +32,8 @@ import (
 	"github.com/sluicemesh/sluice/server/internal/changes"
 	"github.com/sluicemesh/sluice/server/internal/registry"
 	"github.com/sluicemesh/sluice/server/internal/store"
+	"github.com/sluicemesh/sluice/server/internal/telemetry"
+	"github.com/sluicemesh/sluice/server/internal/telemetry/intake"
 	"github.com/sluicemesh/sluice/server/internal/xds"
 	"github.com/sluicemesh/sluice/web"
 )
@@ -50,6 +52,10 @@ type Config struct {
 	// AdminPassword is the first admin's password (SLUICE_ADMIN_PASSWORD), used only when the
 	// database has no users yet; empty means generate one and print it once.
 	AdminPassword string
+	// TelemetryRetention10s and TelemetryRetention1m are how long the 10-second and
+	// 1-minute traffic rollups are kept.
+	TelemetryRetention10s time.Duration
+	TelemetryRetention1m  time.Duration
 }
 
 // proxyFeatures lists the optional route and cluster features this release's sluice-proxy
@@ -98,6 +104,8 @@ func parseFlags(name string, args []string, getenv func(string) string, stderr i
 	fs.StringVar(&cfg.XDSAddr, "xds-addr", env("SLUICE_XDS_ADDR", "127.0.0.1:15010"), "address of the plaintext xDS server (env SLUICE_XDS_ADDR)")
 	fs.StringVar(&cfg.DataDir, "data-dir", env("SLUICE_DATA_DIR", "./.sluice"), "directory of the private PostgreSQL cluster, used when DATABASE_URL is unset (env SLUICE_DATA_DIR)")
 	grace := fs.String("registration-grace", env("SLUICE_REGISTRATION_GRACE", "10s"), "how long a disconnected proxy keeps its endpoints (env SLUICE_REGISTRATION_GRACE)")
+	retention10s := fs.String("telemetry-retention-10s", env("SLUICE_TELEMETRY_RETENTION_10S", "24h"), "how long 10-second traffic rollups are kept (env SLUICE_TELEMETRY_RETENTION_10S)")
+	retention1m := fs.String("telemetry-retention-1m", env("SLUICE_TELEMETRY_RETENTION_1M", "720h"), "how long 1-minute traffic rollups are kept (env SLUICE_TELEMETRY_RETENTION_1M)")
 	level := fs.String("log-level", env("SLUICE_LOG_LEVEL", "info"), "debug, info, warn or error (env SLUICE_LOG_LEVEL)")
 	fs.StringVar(&cfg.LogFormat, "log-format", env("SLUICE_LOG_FORMAT", "text"), "text or json (env SLUICE_LOG_FORMAT)")
 	if err := fs.Parse(args); err != nil {
@@ -131,6 +139,19 @@ func parseFlags(name string, args []string, getenv func(string) string, stderr i
 		return nil, &usageError{fmt.Sprintf("--registration-grace %q is not a positive duration (for example 10s)", *grace)}
 	}
 	cfg.RegistrationGrace = d
+	for _, r := range []struct {
+		flag, value, min string
+		dst              *time.Duration
+	}{
+		{"--telemetry-retention-10s", *retention10s, "10s", &cfg.TelemetryRetention10s},
+		{"--telemetry-retention-1m", *retention1m, "1m", &cfg.TelemetryRetention1m},
+	} {
+		d, err := time.ParseDuration(r.value)
+		if least, _ := time.ParseDuration(r.min); err != nil || d < least {
+			return nil, &usageError{fmt.Sprintf("%s %q is not a duration of at least %s (for example 24h)", r.flag, r.value, r.min)}
+		}
+		*r.dst = d
+	}
 	if err := cfg.LogLevel.UnmarshalText([]byte(*level)); err != nil {
 		return nil, &usageError{fmt.Sprintf("--log-level %q must be debug, info, warn or error", *level)}
 	}
@@ -234,6 +255,18 @@ func serve(ctx context.Context, cfg *Config, log *slog.Logger, stdout io.Writer)
 		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: 10 * time.Second, PermitWithoutStream: true}),
 	)
 	xdsSrv.Register(grpcSrv)
+	tel, err := telemetry.New(telemetry.Options{
+		Store: st, Log: log.With("component", "telemetry"),
+		Retention10s: cfg.TelemetryRetention10s, Retention1m: cfg.TelemetryRetention1m,
+	})
+	if err != nil {
+		return err
+	}
+	telIntake, err := intake.New(intake.Options{Log: log.With("component", "telemetry-intake"), Metrics: tel, Logs: telemetry.NewTap(telemetry.TapOptions{})})
+	if err != nil {
+		return err
+	}
+	telIntake.Register(grpcSrv)
 	var xdsServing atomic.Bool
 
 	httpSrv := &http.Server{
@@ -247,6 +280,7 @@ func serve(ctx context.Context, cfg *Config, log *slog.Logger, stdout io.Writer)
 			Audit:      st,
 			Config:     st,
 			Changes:    changes.New(st),
+			Telemetry:  tel,
 		}),
 		ReadHeaderTimeout: 10 * time.Second,
 		IdleTimeout:       2 * time.Minute,
@@ -256,6 +290,8 @@ func serve(ctx context.Context, cfg *Config, log *slog.Logger, stdout io.Writer)
 	g.Go(func() error { return reg.Run(ctx) })
 	g.Go(func() error { return xdsSrv.Run(ctx) })
 	g.Go(func() error { return xdsSrv.WatchConfig(ctx, configRev) })
+	g.Go(func() error { return tel.Run(ctx) })
+	g.Go(func() error { return tel.RunRetention(ctx) })
 	g.Go(func() error {
 		xdsServing.Store(true)
 		if err := grpcSrv.Serve(xdsLn); err != nil && !errors.Is(err, grpc.ErrServerStopped) {

@@ -38,6 +38,8 @@ type Deps struct {
 	Auth *auth.Service
 	// Audit records sign-ins and changes, and lists them. Required.
 	Audit AuditLog
+	// Telemetry answers the traffic graph and metrics; nil answers them with 503.
+	Telemetry TelemetryReader
 }
 
 // NewServer returns the HTTP handler of the control plane.

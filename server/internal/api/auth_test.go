@@ -62,6 +62,7 @@ type noProxies struct{}
 
 func (noProxies) Proxies() []xds.ProxyInfo { return nil }
 func (noProxies) Revision() int64          { return 0 }
+func (noProxies) Problems() []xds.Problem  { return nil }
 
 // env is a control plane's HTTP surface on a database of its own, with the admin bootstrapped.
 type env struct {

@@ -12,6 +12,8 @@ type ProxyLister interface {
 	Proxies() []xds.ProxyInfo
 	// Revision is the configuration revision being served.
 	Revision() int64
+	// Problems lists the configuration the last push could not translate as written.
+	Problems() []xds.Problem
 }
 
 // proxyView is one proxy in GET /api/v1/proxies.
@@ -66,6 +68,10 @@ func handleListProxies(pl ProxyLister) http.HandlerFunc {
 			}
 			out = append(out, v)
 		}
-		writeJSON(w, http.StatusOK, map[string]any{"revision": rev, "proxies": out})
+		problems := []map[string]string{}
+		for _, p := range pl.Problems() {
+			problems = append(problems, map[string]string{"resource": p.Resource, "message": p.Message})
+		}
+		writeJSON(w, http.StatusOK, map[string]any{"revision": rev, "proxies": out, "problems": problems})
 	}
 }

@@ -26,6 +26,8 @@ func routes(d Deps) http.Handler {
 		r.Group(func(r chi.Router) {
 			r.Use(authenticate(d.Auth, d.Log))
 			r.Get("/proxies", handleListProxies(d.Proxies))
+			r.Get("/graph", handleGraph(d.Telemetry, d.Log))
+			r.Get("/metrics", handleMetrics(d.Telemetry, d.Log))
 
 			// Mesh configuration: reads for every role; rollback for operators; other writes
 			// for admins.
