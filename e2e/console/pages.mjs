@@ -1,0 +1,229 @@
+// Page objects of the console. They find everything by its role and accessible name, as a
+// user of assistive technology would, so a test that passes also shows the page is usable
+// that way; none relies on a CSS class, except to read CodeMirror's text, which has no role.
+
+import { check, eventually } from './browser.mjs'
+
+/** The sidebar and what every signed-in page shares. */
+export class Shell {
+  constructor(page) {
+    this.page = page
+    this.nav = page.getByRole('navigation', { name: 'Main' })
+    this.banner = page.getByRole('alert').filter({ hasText: 'sluice-server is not answering' })
+  }
+
+  heading(name) {
+    return this.page.getByRole('heading', { level: 1, name })
+  }
+
+  async go(section) {
+    await this.nav.getByRole('link', { name: section, exact: true }).click()
+    await this.heading(section).waitFor()
+  }
+
+  async signOut() {
+    await this.page.getByRole('button', { name: 'Sign out' }).click()
+    await this.page.waitForURL('**/login')
+  }
+}
+
+export class LoginPage {
+  constructor(page) {
+    this.page = page
+    this.username = page.getByLabel('Username')
+    this.password = page.getByLabel('Password')
+    this.submit = page.getByRole('button', { name: 'Sign in' })
+  }
+
+  async open() {
+    await this.page.goto('/login')
+    await this.username.waitFor()
+  }
+
+  async signIn(username, password) {
+    await this.username.fill(username)
+    await this.password.fill(password)
+    await this.submit.click()
+  }
+
+  async error() {
+    return this.page.getByRole('alert').textContent()
+  }
+}
+
+export class ConfigPage {
+  constructor(page) {
+    this.page = page
+    this.kinds = page.getByRole('navigation', { name: 'Kinds' })
+    this.namespace = page.getByLabel('Namespace')
+    this.table = page.getByRole('table')
+  }
+
+  async openKind(label) {
+    await this.kinds.getByRole('link', { name: new RegExp(`^${label}`) }).click()
+    await this.page.getByRole('heading', { level: 2, name: label }).waitFor()
+  }
+
+  /** names lists the resource names in the table (the row headers). */
+  async names() {
+    await this.table.or(this.page.getByText(/^No /)).first().waitFor()
+    return this.table.getByRole('rowheader').allTextContents()
+  }
+
+  async newResource() {
+    await this.page.getByRole('link', { name: 'New resource' }).click()
+    await this.page.getByRole('heading', { level: 1, name: 'New resource' }).waitFor()
+    return new EditorPage(this.page)
+  }
+}
+
+export class EditorPage {
+  constructor(page) {
+    this.page = page
+    this.editor = page.getByRole('textbox', { name: 'Resource YAML' })
+    this.validateButton = page.getByRole('button', { name: 'Validate' })
+    this.applyButton = page.getByRole('button', { name: 'Apply' })
+    this.problems = page.getByRole('list', { name: 'Problems' })
+  }
+
+  async text() {
+    await this.editor.waitFor()
+    return this.editor.evaluate((el) => [...el.querySelectorAll('.cm-line')].map((l) => l.textContent).join('\n'))
+  }
+
+  /**
+   * setText replaces the editor's text as a user pasting it would: select all, then paste.
+   * (Playwright's fill types into the editable element, which turns runs of spaces into
+   * no-break spaces, fatal to YAML.) It checks that the editor took the text as it is.
+   */
+  async setText(yaml) {
+    await this.editor.click()
+    await this.page.keyboard.press('ControlOrMeta+A')
+    await this.editor.evaluate((el, text) => {
+      const data = new DataTransfer()
+      data.setData('text/plain', text)
+      el.dispatchEvent(new ClipboardEvent('paste', { clipboardData: data, bubbles: true, cancelable: true }))
+    }, yaml)
+    const got = await this.text()
+    check(got.trimEnd() === yaml.trimEnd(), `the editor holds:\n${got}\ninstead of:\n${yaml}`)
+  }
+
+  async validate() {
+    await this.validateButton.click()
+    return this.result()
+  }
+
+  async apply() {
+    await this.applyButton.click()
+    return this.result()
+  }
+
+  /** result waits for the answer to the last Validate or Apply, and returns its heading. */
+  async result() {
+    const heading = this.page.getByRole('heading', { level: 2, name: /^(Valid|Applied as revision|Nothing changed|Not valid|Not saved)/ })
+    await heading.waitFor()
+    await eventually('the buttons are enabled again', async () => check(await this.applyButton.isEnabled(), 'still busy'))
+    return heading.textContent()
+  }
+
+  /** problemList returns the listed problems' texts. */
+  async problemList() {
+    return this.problems.getByRole('listitem').allTextContents()
+  }
+
+  /**
+   * goToProblem follows a problem's "Line N" button and returns the text of the line the
+   * cursor is then on (CodeMirror marks it as the active line), once the editor has focus.
+   */
+  async goToProblem(index) {
+    await this.problems.getByRole('listitem').nth(index).getByRole('button').click()
+    return eventually('the editor has focus', async () => {
+      const line = await this.editor.evaluate((el) =>
+        el.getRootNode().activeElement === el ? el.querySelector('.cm-activeLine')?.textContent : null,
+      )
+      check(line != null, 'not focused')
+      return line
+    })
+  }
+}
+
+export class ResourcePage {
+  constructor(page) {
+    this.page = page
+  }
+
+  async open(plural, namespace, name, view = '') {
+    await this.page.goto(`/config/${plural}/${namespace}/${name}${view ? '/' + view : ''}`)
+    await this.page.getByRole('heading', { level: 1, name: new RegExp(`${namespace}/${name}`) }).waitFor()
+  }
+
+  async edit() {
+    await this.page.getByRole('link', { name: 'Edit' }).click()
+    await this.page.getByRole('heading', { level: 1, name: /^Edit/ }).waitFor()
+    const e = new EditorPage(this.page)
+    await e.editor.waitFor()
+    return e
+  }
+
+  async history() {
+    await this.page.getByRole('navigation', { name: 'Resource views' }).getByRole('link', { name: 'History' }).click()
+    await this.page.getByRole('heading', { level: 2, name: 'History' }).waitFor()
+  }
+
+  /** revisions lists the revision numbers in the history table, newest first. */
+  async revisions() {
+    const table = this.page.getByRole('table', { name: /Revisions that changed/ })
+    await table.waitFor()
+    return (await table.getByRole('rowheader').allTextContents()).map(Number)
+  }
+
+  /** diffTable is the side-by-side diff of the revision shown. */
+  diffTable() {
+    return this.page.getByRole('table', { name: /What revision \d+ changed/ })
+  }
+
+  async rollbackTo(revision) {
+    await this.page.getByRole('button', { name: `Roll back to revision ${revision}` }).click()
+    const dialog = this.page.getByRole('dialog', { name: `Roll` })
+    await dialog.getByRole('table', { name: /What the rollback changes/ }).waitFor()
+    await dialog.getByRole('button', { name: 'Roll back' }).click()
+    await this.page.getByRole('status').filter({ hasText: `Rolled back to revision ${revision}` }).waitFor()
+    return dialog
+  }
+}
+
+export class RevisionsPage {
+  constructor(page) {
+    this.page = page
+  }
+
+  async open() {
+    await this.page.goto('/revisions')
+    await this.page.getByRole('heading', { level: 1, name: 'Revisions' }).waitFor()
+    await this.page.getByRole('list').filter({ has: this.page.getByRole('heading', { level: 2 }) }).first().waitFor()
+  }
+
+  async showChanges(revision) {
+    await this.page.getByRole('button', { name: `Show changes of revision ${revision}` }).click()
+  }
+
+  async rollbackMeshTo(revision) {
+    await this.page.getByRole('button', { name: `Roll the mesh back to revision ${revision}` }).click()
+    const dialog = this.page.getByRole('dialog', { name: `Roll the whole mesh back to revision ${revision}?` })
+    await dialog.getByRole('table').first().waitFor()
+    await dialog.getByRole('button', { name: 'Roll back the mesh' }).click()
+    await this.page.getByRole('status').filter({ hasText: `Rolled the mesh back to revision ${revision}` }).waitFor()
+  }
+}
+
+export class ProxiesPage {
+  constructor(page) {
+    this.page = page
+    this.table = page.getByRole('table', { name: 'Proxies and their configuration state' })
+  }
+
+  /** row returns the row of a service's proxy. */
+  row(service) {
+    return this.table.getByRole('row').filter({ has: this.page.getByRole('rowheader', { name: service, exact: true }) })
+  }
+}

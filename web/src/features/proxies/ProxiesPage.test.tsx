@@ -1,0 +1,65 @@
+// @vitest-environment jsdom
+import { QueryClient, QueryClientProvider } from '@tanstack/react-query'
+import { cleanup, render, screen, within } from '@testing-library/react'
+import { MemoryRouter } from 'react-router'
+import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest'
+import type { Proxy, ProxyList } from '../../api/types'
+import { ProxiesPage } from './ProxiesPage'
+
+const proxy = (over: Partial<Proxy>): Proxy => ({
+  nodeId: over.workload ?? 'n',
+  namespace: 'default',
+  service: 'reviews',
+  workload: 'reviews-v1',
+  mode: 'sidecar',
+  address: '127.0.0.2',
+  connected: true,
+  syncedRevision: 7,
+  inSync: true,
+  acked: { LDS: '7', RDS: '7', CDS: '7', EDS: '7' },
+  ...over,
+})
+
+const list: ProxyList = {
+  revision: 7,
+  proxies: [
+    proxy({ service: 'reviews', workload: 'reviews-v1' }),
+    proxy({ service: 'ratings', workload: 'ratings-v1', inSync: false, syncedRevision: 5, nacks: { RDS: 'route refers to unknown cluster' } }),
+  ],
+}
+
+// The page reads GET /api/v1/proxies through the console's API; this fetch answers it.
+const requests: string[] = []
+beforeEach(() => {
+  requests.length = 0
+  vi.stubGlobal('fetch', async (input: RequestInfo | URL) => {
+    requests.push(String(input))
+    return new Response(JSON.stringify(list), { status: 200, headers: { 'Content-Type': 'application/json' } })
+  })
+})
+afterEach(() => {
+  cleanup()
+  vi.unstubAllGlobals()
+})
+
+describe('ProxiesPage', () => {
+  it('lists each proxy with its sync state and NACKs', async () => {
+    render(
+      <QueryClientProvider client={new QueryClient()}>
+        <MemoryRouter>
+          <ProxiesPage />
+        </MemoryRouter>
+      </QueryClientProvider>,
+    )
+    const table = await screen.findByRole('table', { name: 'Proxies and their configuration state' })
+    expect(requests).toContain('/api/v1/proxies')
+    const ratings = within(table).getByRole('rowheader', { name: 'ratings' }).closest('tr')!
+    expect(within(ratings).getByText('Behind · r5 of r7')).toBeTruthy()
+    expect(within(ratings).getByText(/route refers to unknown cluster/).closest('li')?.className).toContain('error-text')
+    const reviews = within(table).getByRole('rowheader', { name: 'reviews' }).closest('tr')!
+    expect(within(reviews).getByText('In sync · r7')).toBeTruthy()
+    expect(within(reviews).getByText('none')).toBeTruthy()
+    // Sorted by namespace, then service.
+    expect(within(table).getAllByRole('rowheader').map((h) => h.textContent)).toEqual(['ratings', 'reviews'])
+  })
+})

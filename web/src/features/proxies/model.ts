@@ -1,0 +1,68 @@
+// What the console reads out of GET /api/v1/proxies: each proxy's sync state, and the mesh's.
+
+import type { Proxy, ProxyList, PushProblem, XdsType } from '../../api/types'
+
+/** The xDS types a proxy acknowledges, in the order Envoy applies them. */
+export const xdsTypes: readonly XdsType[] = ['LDS', 'RDS', 'CDS', 'EDS']
+
+/** nacksOf returns a proxy's NACKs as [type, message] pairs, in xdsTypes order. */
+export function nacksOf(p: Proxy): [string, string][] {
+  const n = p.nacks ?? {}
+  return Object.entries(n)
+    .filter(([, msg]) => msg !== '')
+    .sort(([a], [b]) => order(a) - order(b))
+}
+
+const order = (t: string) => {
+  const i = xdsTypes.indexOf(t as XdsType)
+  return i < 0 ? xdsTypes.length : i
+}
+
+export type SyncState = 'in-sync' | 'behind' | 'disconnected'
+
+/** syncState says whether a proxy has applied the revision being served. */
+export function syncState(p: Proxy): SyncState {
+  if (!p.connected) return 'disconnected'
+  return p.inSync ? 'in-sync' : 'behind'
+}
+
+/** sortProxies orders proxies by namespace, service and workload, as the table lists them. */
+export function sortProxies(ps: readonly Proxy[]): Proxy[] {
+  return [...ps].sort(
+    (a, b) =>
+      a.namespace.localeCompare(b.namespace) ||
+      a.service.localeCompare(b.service) ||
+      a.workload.localeCompare(b.workload) ||
+      a.nodeId.localeCompare(b.nodeId),
+  )
+}
+
+export interface MeshSummary {
+  /** The configuration revision being served. */
+  revision: number
+  total: number
+  connected: number
+  /** Distinct namespace/service pairs among the proxies. */
+  services: number
+  /** Proxies that refused some configuration. */
+  nacked: Proxy[]
+  /** Connected proxies that have not applied the revision being served. */
+  behind: Proxy[]
+  /** Configuration the server could not translate as written. */
+  problems: PushProblem[]
+}
+
+/** summarize sums up the proxy list for the overview. */
+export function summarize(list: ProxyList): MeshSummary {
+  const services = new Set(list.proxies.map((p) => `${p.namespace}/${p.service}`))
+  const sorted = sortProxies(list.proxies)
+  return {
+    revision: list.revision,
+    total: list.proxies.length,
+    connected: list.proxies.filter((p) => p.connected).length,
+    services: services.size,
+    nacked: sorted.filter((p) => nacksOf(p).length > 0),
+    behind: sorted.filter((p) => syncState(p) === 'behind'),
+    problems: list.problems ?? [],
+  }
+}
