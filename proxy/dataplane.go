@@ -414,6 +414,13 @@ func (d *dataplane) Ready() bool {
 	return d.ready
 }
 
+// Clusters returns the clusters in use.
+func (d *dataplane) Clusters() cluster.Set {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.clusters
+}
+
 // Warming returns the names of the listeners and clusters still warming.
 func (d *dataplane) Warming() (listeners, clusters []string) {
 	d.mu.Lock()

@@ -7,6 +7,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -24,6 +25,7 @@ import (
 	httpv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/upstreams/http/v3"
 	discoveryv3 "github.com/envoyproxy/go-control-plane/envoy/service/discovery/v3"
 	matcherv3 "github.com/envoyproxy/go-control-plane/envoy/type/matcher/v3"
+	typev3 "github.com/envoyproxy/go-control-plane/envoy/type/v3"
 	"github.com/envoyproxy/go-control-plane/pkg/cache/types"
 	"github.com/envoyproxy/go-control-plane/pkg/cache/v3"
 	"github.com/envoyproxy/go-control-plane/pkg/resource/v3"
@@ -143,6 +145,10 @@ type world struct {
 	inbound map[uint32]string
 	// mutate, when set, edits the outbound route configuration before it is published.
 	mutate func(*routev3.RouteConfiguration)
+	// httpFilters are the outbound listener's HTTP filters before the router.
+	httpFilters []*hcmv3.HttpFilter
+	// mutateClusters, when set, edits the outbound clusters before they are published.
+	mutateClusters func(name string, c *clusterv3.Cluster)
 }
 
 type service struct {
@@ -179,10 +185,10 @@ func socketAddress(hostport string) *corev3.Address {
 		Address: host, PortSpecifier: &corev3.SocketAddress_PortValue{PortValue: uint32(p)}}}}
 }
 
-func httpListener(name, hostport string, hcm *hcmv3.HttpConnectionManager) *listenerv3.Listener {
+func httpListener(name, hostport string, hcm *hcmv3.HttpConnectionManager, filters ...*hcmv3.HttpFilter) *listenerv3.Listener {
 	hcm.StatPrefix = name
-	hcm.HttpFilters = []*hcmv3.HttpFilter{{Name: "envoy.filters.http.router",
-		ConfigType: &hcmv3.HttpFilter_TypedConfig{TypedConfig: mustAny(&routerv3.Router{})}}}
+	hcm.HttpFilters = append(slices.Clone(filters), &hcmv3.HttpFilter{Name: "envoy.filters.http.router",
+		ConfigType: &hcmv3.HttpFilter_TypedConfig{TypedConfig: mustAny(&routerv3.Router{})}})
 	return &listenerv3.Listener{Name: name, Address: socketAddress(hostport),
 		FilterChains: []*listenerv3.FilterChain{{Filters: []*listenerv3.Filter{{
 			Name:       "envoy.filters.network.http_connection_manager",
@@ -234,6 +240,9 @@ func (w world) snapshot(version string) *cache.Snapshot {
 				c.TypedExtensionProtocolOptions = map[string]*anypb.Any{
 					"envoy.extensions.upstreams.http.v3.HttpProtocolOptions": downstream}
 			}
+			if w.mutateClusters != nil {
+				w.mutateClusters(b.cluster, c)
+			}
 			clusters = append(clusters, c)
 			endpoints = append(endpoints, assignment(b.cluster, b.endpoints))
 		}
@@ -244,7 +253,7 @@ func (w world) snapshot(version string) *cache.Snapshot {
 	routes = append(routes, outbound)
 	listeners = append(listeners, httpListener(meta.OutboundListenerName, net.JoinHostPort(w.addr, "15001"),
 		&hcmv3.HttpConnectionManager{RouteSpecifier: &hcmv3.HttpConnectionManager_Rds{Rds: &hcmv3.Rds{
-			ConfigSource: ads(), RouteConfigName: meta.OutboundRouteName}}}))
+			ConfigSource: ads(), RouteConfigName: meta.OutboundRouteName}}}, w.httpFilters...))
 	for port, app := range w.inbound {
 		cname := meta.InboundCluster(port)
 		listeners = append(listeners, httpListener(meta.InboundListener(port), net.JoinHostPort(w.addr, strconv.Itoa(int(port))),
@@ -391,4 +400,8 @@ func textServer(name string) http.Handler {
 func vhostToMissingCluster() *routev3.VirtualHost {
 	return &routev3.VirtualHost{Name: "missing", Domains: []string{"missing"}, Routes: []*routev3.Route{
 		catchAll(&routev3.RouteAction{ClusterSpecifier: &routev3.RouteAction_Cluster{Cluster: "outbound|80||missing.default.svc.cluster.local"}})}}
+}
+
+func percent100() *typev3.FractionalPercent {
+	return &typev3.FractionalPercent{Numerator: 100, Denominator: typev3.FractionalPercent_HUNDRED}
 }

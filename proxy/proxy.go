@@ -21,7 +21,60 @@
 //
 // Upstream requests go through pooled keep-alive transports (internal/cluster), HTTP/1.1 or
 // h2c as the cluster says, to an endpoint chosen by the cluster's balancer. Failures are
-// answered locally with Envoy's status codes and an x-sluice-reason header.
+// answered locally with Envoy's status codes and an x-sluice-reason header saying why in
+// words; each local reply counts its Envoy response flag (NR, UH, UO, FI, ...) in /stats and
+// is logged with it at debug level.
+//
+// # Envoy features
+//
+// Besides matching, weighted splits, timeouts, rewrites, redirects and direct responses, the
+// proxy implements these Envoy features, configured exactly as Istio's pilot writes them:
+//
+//   - Header manipulation: request_headers_to_add/remove and response_headers_to_add/remove
+//     on the RouteConfiguration, VirtualHost, Route and WeightedCluster.ClusterWeight, with
+//     every append_action, the deprecated append, keep_empty_value and
+//     most_specific_header_mutations_wins. Values are literals ("%%" for "%"); Envoy's
+//     %COMMAND% substitutions are rejected.
+//   - RouteAction.regex_rewrite (RE2, \N groups), beside prefix_rewrite.
+//   - RouteAction.request_mirror_policies: cluster, runtime_fraction.default_value,
+//     disable_shadow_host_suffix_append (trace_sampled is accepted and unused). Copies go
+//     with Envoy's "-shadow" host suffix, on their own goroutines, at most 128 in flight;
+//     a request body is copied only when it fits in 64 KiB.
+//   - The CORS filter, envoy.filters.http.cors in the HCM chain, with CorsPolicy from
+//     typed_per_filter_config["envoy.filters.http.cors"] of the route or virtual host.
+//   - The fault filter, envoy.filters.http.fault in the HCM chain (its own HTTPFault applies
+//     to routes without one), with HTTPFault from
+//     typed_per_filter_config["envoy.filters.http.fault"]: delay.fixed_delay, abort.http_status
+//     or abort.grpc_status, their percentages, and headers. Flags DI and FI.
+//   - RouteAction.retry_policy (and VirtualHost.retry_policy): retry_on 5xx, gateway-error,
+//     reset, connect-failure, refused-stream, retriable-4xx, retriable-status-codes,
+//     envoy-ratelimited and the gRPC cancelled, deadline-exceeded, internal,
+//     resource-exhausted, unavailable; num_retries, per_try_timeout, retriable_status_codes,
+//     the previous_hosts retry host predicate, host_selection_retry_max_attempts,
+//     retry_back_off. A body is resent only when it fits in 64 KiB; see the listener's
+//     forward for what is never retried. x-envoy-attempt-count with
+//     include_request_attempt_count.
+//   - Cluster circuit_breakers (the DEFAULT priority's max_connections,
+//     max_pending_requests, max_requests, max_retries; Envoy's defaults 1024/1024/1024/3 when
+//     unset), counted per proxy per cluster: overflow answers 503 with
+//     x-envoy-overloaded: true, flag UO. HttpProtocolOptions.common_http_protocol_options
+//     idle_timeout and max_requests_per_connection (HTTP/1.1 upstreams).
+//   - Cluster outlier_detection: consecutive_5xx, consecutive_gateway_failure, interval,
+//     base_ejection_time (times the ejection count), max_ejection_time, max_ejection_percent,
+//     always_eject_one_host, max_ejection_time_jitter, the enforcing_* of both; success-rate
+//     detection must be off (enforcing_success_rate 0, as Istio sends it). And
+//     common_lb_config.healthy_panic_threshold with Envoy's panic mode (50% by default):
+//     below it the cluster balances over all its endpoints; with none usable, 503 "no
+//     healthy upstream", flag UH. Ejections show in /stats, /clusters and /config_dump.
+//   - lb_policy RING_HASH (ring_hash_lb_config minimum_ring_size, maximum_ring_size, XX_HASH)
+//     and MAGLEV (maglev_lb_config.table_size), keyed by RouteAction.hash_policy: header,
+//     cookie (with ttl: made when absent, and set on the answer), connection_properties
+//     source_ip, query_parameter, terminal. Keys are xxHash64, as in Envoy. The ring gives
+//     each endpoint points by weight alone, so a joining endpoint moves only ~1/N of the keys,
+//     all to itself (Envoy's ring also moves keys between the others).
+//
+// Anything else is NACKed with its field path: see the Supported lists of internal/route,
+// internal/listener and internal/cluster.
 //
 // On SIGINT or SIGTERM (or when Run's context ends, or on POST /drain) the proxy drains: it
 // tells the control plane first (DRAINING=true in its node metadata, so the server removes
@@ -171,6 +224,7 @@ func (p *proxy) run(ctx context.Context) error {
 			Warming:   p.dp.Warming,
 			Listeners: p.listeners.Addresses,
 			Stats:     &p.stats,
+			Clusters:  p.dp.Clusters,
 			Node:      p.node,
 			Drain:     p.requestDrain,
 			Started:   p.started,

@@ -1,6 +1,6 @@
 // Package admin serves sluice-proxy's admin endpoints on <address>:15000, shaped after
 // Envoy's admin interface so that the same habits and tools work: /ready, /config_dump,
-// /stats, and POST /drain.
+// /stats, /clusters, and POST /drain.
 package admin
 
 import (
@@ -9,6 +9,7 @@ import (
 
 	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
 
+	"github.com/sluicemesh/sluice/proxy/internal/cluster"
 	"github.com/sluicemesh/sluice/proxy/internal/listener"
 	"github.com/sluicemesh/sluice/proxy/internal/xdsclient"
 )
@@ -27,6 +28,9 @@ type Deps struct {
 	Listeners func() map[string]string
 	// Stats are the data plane's counters.
 	Stats *listener.Stats
+	// Clusters returns the clusters in use, for their circuit breakers and outlier
+	// detection.
+	Clusters func() cluster.Set
 	// Node is the node the proxy registers with.
 	Node *corev3.Node
 	// Drain starts a graceful drain, as SIGTERM does.

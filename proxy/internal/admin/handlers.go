@@ -3,17 +3,22 @@ package admin
 import (
 	"encoding/json"
 	"fmt"
+	"net"
 	"net/http"
 	"slices"
 	"sort"
+	"strconv"
 	"strings"
 	"time"
 
 	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
+	endpointv3 "github.com/envoyproxy/go-control-plane/envoy/config/endpoint/v3"
 	"google.golang.org/protobuf/encoding/protojson"
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/anypb"
 
+	"github.com/sluicemesh/sluice/proxy/internal/cluster"
+	"github.com/sluicemesh/sluice/proxy/internal/listener"
 	"github.com/sluicemesh/sluice/proxy/internal/xdsclient"
 )
 
@@ -61,10 +66,14 @@ type dumped map[string]any
 
 // handleConfigDump answers every xDS resource the proxy holds, shaped like Envoy's
 // /config_dump.
-func handleConfigDump(xds func() xdsclient.Status, warming func() (listeners, clusters []string), node *corev3.Node) http.Handler {
+//
+// As in Envoy's dump, an endpoint that outlier detection has ejected shows health_status
+// UNHEALTHY in its cluster load assignment.
+func handleConfigDump(xds func() xdsclient.Status, warming func() (listeners, clusters []string), node *corev3.Node, clusters func() cluster.Set) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		st := xds()
 		warmL, warmC := warming()
+		ejected := ejectedByAssignment(clusters)
 		configs := []any{map[string]any{
 			"@type":     bootstrapDump,
 			"bootstrap": map[string]any{"node": rawJSON(node, false)},
@@ -92,7 +101,7 @@ func handleConfigDump(xds func() xdsclient.Status, warming func() (listeners, cl
 				case xdsclient.RouteType:
 					e["route_config"] = rawJSON(res.Message, true)
 				case xdsclient.EndpointType:
-					e["endpoint_config"] = rawJSON(res.Message, true)
+					e["endpoint_config"] = rawJSON(markEjected(res.Message, ejected[res.Name]), true)
 				}
 				entries = append(entries, e)
 			}
@@ -155,15 +164,33 @@ func handleStats(d Deps) http.Handler {
 			return 0
 		}
 		line("http.downstream_rq_total", s.DownstreamRequests.Load())
-		line("http.no_route", s.NoRoute.Load())
-		line("http.no_cluster", s.NoCluster.Load())
+		line("http.no_route", s.Flagged(listener.FlagNoRoute))
+		line("http.no_cluster", s.Flagged(listener.FlagNoCluster))
 		line("cluster.upstream_rq_total", s.UpstreamRequests.Load())
 		line("cluster.upstream_rq_error", s.UpstreamErrors.Load())
-		line("cluster.upstream_cx_connect_fail", s.ConnectFailure.Load())
-		line("cluster.upstream_rq_timeout", s.UpstreamTimeout.Load())
-		line("cluster.upstream_rq_reset", s.UpstreamReset.Load())
-		line("cluster.no_healthy_upstream", s.NoHealthyUpstream.Load())
-		line("http.downstream_cx_closed_early", s.DownstreamClosed.Load())
+		line("cluster.upstream_cx_connect_fail", s.Flagged(listener.FlagConnectFailure))
+		line("cluster.upstream_rq_timeout", s.Flagged(listener.FlagUpstreamTimeout))
+		line("cluster.upstream_rq_reset", s.Flagged(listener.FlagUpstreamReset)+s.Flagged(listener.FlagUpstreamTermination))
+		line("cluster.upstream_rq_reset_after_headers", s.UpstreamResetAfterHeaders.Load())
+		line("cluster.no_healthy_upstream", s.Flagged(listener.FlagNoHealthyUpstream))
+		line("cluster.upstream_rq_overflow", s.Flagged(listener.FlagUpstreamOverflow))
+		line("cluster.upstream_rq_retry", s.Retries.Load())
+		line("cluster.upstream_rq_retry_success", s.RetrySuccess.Load())
+		line("cluster.upstream_rq_retry_overflow", s.RetryOverflow.Load())
+		line("cluster.upstream_rq_retry_limit_exceeded", s.Flagged(listener.FlagRetryLimitExceeded))
+		line("http.downstream_cx_closed_early", s.Flagged(listener.FlagDownstreamTermination))
+		line("http.fault.delays_injected", s.Flagged(listener.FlagDelayInjected))
+		line("http.fault.aborts_injected", s.Flagged(listener.FlagFaultInjected))
+		line("http.cors.preflights", s.CORSPreflights.Load())
+		line("http.cors.origin_valid", s.CORSOriginValid.Load())
+		line("http.cors.origin_invalid", s.CORSOriginInvalid.Load())
+		line("http.mirror.sent", s.Mirrors.Load())
+		line("http.mirror.dropped", s.MirrorsDropped.Load())
+		line("http.mirror.skipped", s.MirrorsSkipped.Load())
+		line("http.mirror.failed", s.MirrorsFailed.Load())
+		for f := listener.FlagNone + 1; f < listener.NumFlags; f++ {
+			line("http.response_flags."+f.String(), s.Flagged(f))
+		}
 		line("server.ready", boolInt(d.Ready()))
 		line("server.draining", boolInt(d.Draining()))
 		line("server.uptime_seconds", int(time.Since(d.Started).Seconds()))
@@ -177,6 +204,7 @@ func handleStats(d Deps) http.Handler {
 				line(p+".last_error", fmt.Sprintf("%q", ts.LastError))
 			}
 		}
+		clusterStats(d.Clusters, line)
 		ls := d.Listeners()
 		names := make([]string, 0, len(ls))
 		for n := range ls {
@@ -185,6 +213,121 @@ func handleStats(d Deps) http.Handler {
 		sort.Strings(names)
 		for _, n := range names {
 			line("listener."+n+".address", ls[n])
+		}
+		w.Header().Set("Content-Type", "text/plain")
+		_, _ = w.Write([]byte(b.String()))
+	})
+}
+
+// clusterStats writes each cluster's circuit-breaker lines, named as Envoy names them.
+func clusterStats(clusters func() cluster.Set, line func(string, any)) {
+	if clusters == nil {
+		return
+	}
+	set := clusters()
+	names := make([]string, 0, len(set))
+	for n := range set {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	for _, n := range names {
+		c := set[n]
+		p := "cluster." + n + "."
+		b := c.Breakers()
+		cb := p + "circuit_breakers.default."
+		line(cb+"remaining_cx", max(0, b.Limits.MaxConnections-b.Connections))
+		line(cb+"remaining_pending", max(0, b.Limits.MaxPendingRequests-b.Pending))
+		line(cb+"remaining_rq", max(0, b.Limits.MaxRequests-b.Requests))
+		line(cb+"remaining_retries", max(0, b.Limits.MaxRetries-b.Retries))
+		line(p+"upstream_cx_overflow", b.ConnectionOverflow)
+		line(p+"upstream_rq_pending_overflow", b.PendingOverflow)
+		line(p+"upstream_rq_overflow", b.RequestOverflow)
+		line(p+"upstream_rq_retry_overflow", b.RetryOverflow)
+		line(p+"lb_healthy_panic", c.PanicPicks())
+		if o := c.Outliers(); o.Enabled {
+			od := p + "outlier_detection."
+			line(od+"ejections_active", o.Active)
+			line(od+"ejections_enforced_total", o.Enforced5xx+o.EnforcedGateway)
+			line(od+"ejections_enforced_consecutive_5xx", o.Enforced5xx)
+			line(od+"ejections_enforced_consecutive_gateway_failure", o.EnforcedGateway)
+			line(od+"ejections_detected_consecutive_5xx", o.Detected5xx)
+			line(od+"ejections_detected_consecutive_gateway_failure", o.DetectedGateway)
+			line(od+"ejections_overflow", o.Overflow)
+		}
+	}
+}
+
+// ejectedByAssignment returns the ejected endpoints' addresses by the name of the load
+// assignment they came from.
+func ejectedByAssignment(clusters func() cluster.Set) map[string]map[string]bool {
+	out := map[string]map[string]bool{}
+	if clusters == nil {
+		return out
+	}
+	for _, c := range clusters() {
+		for _, h := range c.Hosts() {
+			if h.Ejected {
+				if out[c.EDSName] == nil {
+					out[c.EDSName] = map[string]bool{}
+				}
+				out[c.EDSName][h.Address] = true
+			}
+		}
+	}
+	return out
+}
+
+// markEjected returns m, a ClusterLoadAssignment, with the endpoints at the ejected
+// addresses marked UNHEALTHY; m itself is not changed.
+func markEjected(m proto.Message, ejected map[string]bool) proto.Message {
+	cla, ok := m.(*endpointv3.ClusterLoadAssignment)
+	if !ok || len(ejected) == 0 {
+		return m
+	}
+	cla = proto.Clone(cla).(*endpointv3.ClusterLoadAssignment)
+	for _, loc := range cla.GetEndpoints() {
+		for _, lbe := range loc.GetLbEndpoints() {
+			sa := lbe.GetEndpoint().GetAddress().GetSocketAddress()
+			if ejected[net.JoinHostPort(sa.GetAddress(), strconv.FormatUint(uint64(sa.GetPortValue()), 10))] {
+				lbe.HealthStatus = corev3.HealthStatus_UNHEALTHY
+			}
+		}
+	}
+	return cla
+}
+
+// handleClusters answers each cluster's endpoints with their health, as Envoy's /clusters
+// does: "<cluster>::<address>::health_flags::healthy", or "/failed_outlier_check" for an
+// ejected endpoint and "/failed_eds_health" for one EDS calls unhealthy.
+func handleClusters(clusters func() cluster.Set) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		var b strings.Builder
+		set := clusters()
+		names := make([]string, 0, len(set))
+		for n := range set {
+			names = append(names, n)
+		}
+		sort.Strings(names)
+		for _, n := range names {
+			c := set[n]
+			o := c.Outliers()
+			if o.Enabled {
+				fmt.Fprintf(&b, "%s::outlier::ejections_active::%d\n", n, o.Active)
+			}
+			for _, h := range c.Hosts() {
+				flags := ""
+				if h.Ejected {
+					flags += "/failed_outlier_check"
+				}
+				if !h.EDSHealthy {
+					flags += "/failed_eds_health"
+				}
+				if flags == "" {
+					flags = "healthy"
+				}
+				fmt.Fprintf(&b, "%s::%s::health_flags::%s\n", n, h.Address, flags)
+				fmt.Fprintf(&b, "%s::%s::rq_active::%d\n", n, h.Address, h.Active)
+			}
 		}
 		w.Header().Set("Content-Type", "text/plain")
 		_, _ = w.Write([]byte(b.String()))

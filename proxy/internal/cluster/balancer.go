@@ -12,7 +12,8 @@ type Endpoint struct {
 	// Weight is the endpoint's load-balancing weight, at least 1.
 	Weight uint32
 
-	load *load
+	load    *load
+	outlier *hostOutlier // nil without outlier detection
 }
 
 // load is what survives a rebuild of the cluster: the requests in flight to an endpoint.
@@ -39,9 +40,15 @@ var (
 	_ Selector = (*leastRequest)(nil)
 )
 
-func newSelector(p Policy, eps []*Endpoint) Selector {
+func newSelector(cfg *Config, eps []*Endpoint) Selector {
+	switch cfg.Policy {
+	case RingHash:
+		return newRing(eps, cfg.MinRingSize, cfg.MaxRingSize)
+	case Maglev:
+		return newMaglev(eps, cfg.MaglevTableSize)
+	}
 	w := newWeights(eps)
-	switch p {
+	switch cfg.Policy {
 	case LeastRequest:
 		return &leastRequest{eps: eps, w: w}
 	case Random:

@@ -1,10 +1,18 @@
 // Package cluster turns CDS clusters and EDS load assignments into upstream clusters the
 // forwarder picks endpoints from, and holds the pooled upstream connections.
 //
-// Everything here is immutable once built, except the per-endpoint counters of requests in
-// flight that least-request balancing reads. A new Cluster is built for every CDS or EDS
-// change; New carries those counters over from the Cluster it replaces, so requests in flight
-// during an update are still counted.
+// A Cluster's config and endpoints are immutable once built; a new Cluster is built for
+// every CDS or EDS change. What must outlive an update is shared with the Cluster it
+// replaces: the per-endpoint counts of requests in flight (least request reads them), the
+// circuit breakers' counts (breaker.go) and the outlier detector's ejections (outlier.go),
+// all per proxy per cluster.
+//
+// Balancing (balancer.go, hash.go) is round robin, least request, random, ring hash or
+// Maglev over the endpoints usable at the moment: those EDS calls healthy and outlier
+// detection has not ejected, or, below the cluster's healthy_panic_threshold, all of them
+// (Envoy's panic mode). Outlier detection swaps in a new balancer when it ejects or brings
+// back an endpoint, so a pick is one atomic load plus the policy's own work, and
+// allocates nothing.
 package cluster
 
 import (
@@ -39,7 +47,21 @@ const httpOptionsKey = "envoy.extensions.upstreams.http.v3.HttpProtocolOptions"
 // Go's defaults.
 var Supported = support.Fields{
 	"envoy.config.cluster.v3.Cluster": {"name", "type", "eds_cluster_config", "connect_timeout",
-		"lb_policy", "load_assignment", "typed_extension_protocol_options", "metadata", "alt_stat_name"},
+		"lb_policy", "load_assignment", "typed_extension_protocol_options", "metadata", "alt_stat_name",
+		"circuit_breakers", "outlier_detection", "common_lb_config", "ring_hash_lb_config", "maglev_lb_config"},
+	"envoy.config.cluster.v3.Cluster.RingHashLbConfig": {"minimum_ring_size", "maximum_ring_size", "hash_function"},
+	"envoy.config.cluster.v3.Cluster.MaglevLbConfig":   {"table_size"},
+	// Success-rate and failure-percentage detection are not implemented: enforcing_success_rate
+	// must be 0 (Istio sends 0), and enforcing_failure_percentage 0 or unset.
+	"envoy.config.cluster.v3.OutlierDetection": {"consecutive_5xx", "consecutive_gateway_failure", "interval",
+		"base_ejection_time", "max_ejection_time", "max_ejection_percent", "enforcing_consecutive_5xx",
+		"enforcing_consecutive_gateway_failure", "enforcing_success_rate", "always_eject_one_host",
+		"max_ejection_time_jitter"},
+	"envoy.config.cluster.v3.Cluster.CommonLbConfig": {"healthy_panic_threshold"},
+	"envoy.config.cluster.v3.CircuitBreakers":        {"thresholds"},
+	// track_remaining is accepted: /stats always shows what remains.
+	"envoy.config.cluster.v3.CircuitBreakers.Thresholds": {"priority", "max_connections",
+		"max_pending_requests", "max_requests", "max_retries", "track_remaining"},
 	"envoy.config.cluster.v3.Cluster.EdsClusterConfig": {"eds_config", "service_name"},
 	"envoy.config.core.v3.ConfigSource":                {"ads", "initial_fetch_timeout", "resource_api_version"},
 	"envoy.config.endpoint.v3.ClusterLoadAssignment":   {"cluster_name", "endpoints", "policy"},
@@ -52,7 +74,8 @@ var Supported = support.Fields{
 	"envoy.config.core.v3.Address":        {"socket_address"},
 	"envoy.config.core.v3.SocketAddress":  {"address", "port_value", "protocol", "ipv4_compat"},
 	"envoy.extensions.upstreams.http.v3.HttpProtocolOptions": {"explicit_http_config",
-		"use_downstream_protocol_config"},
+		"use_downstream_protocol_config", "common_http_protocol_options"},
+	"envoy.config.core.v3.HttpProtocolOptions": {"idle_timeout", "max_requests_per_connection"},
 	"envoy.extensions.upstreams.http.v3.HttpProtocolOptions.ExplicitHttpConfig": {"http_protocol_options",
 		"http2_protocol_options"},
 	"envoy.extensions.upstreams.http.v3.HttpProtocolOptions.UseDownstreamHttpConfig": {"http_protocol_options",
@@ -93,12 +116,18 @@ const (
 	RoundRobin Policy = iota
 	LeastRequest
 	Random
+	// RingHash and Maglev balance by the request's hash key (the route's hash_policy).
+	RingHash
+	Maglev
 )
 
 // String returns the policy's name in the Cluster proto, such as "LEAST_REQUEST".
 func (p Policy) String() string {
-	return [...]string{"ROUND_ROBIN", "LEAST_REQUEST", "RANDOM"}[p]
+	return [...]string{"ROUND_ROBIN", "LEAST_REQUEST", "RANDOM", "RING_HASH", "MAGLEV"}[p]
 }
+
+// HashBased reports whether the policy balances by the request's hash key.
+func (p Policy) HashBased() bool { return p == RingHash || p == Maglev }
 
 // Config is a compiled CDS Cluster, without EDS endpoints.
 type Config struct {
@@ -119,6 +148,23 @@ type Config struct {
 	WarmingTimeout time.Duration
 	// Static holds inline endpoints, for Static and DNS clusters.
 	Static *Assignment
+	// Limits are the circuit-breaker thresholds of the default priority.
+	Limits Limits
+	// IdleTimeout closes an upstream connection idle this long; zero keeps the pools'
+	// default (90s).
+	IdleTimeout time.Duration
+	// MaxRequestsPerConnection closes an HTTP/1.1 upstream connection after this many
+	// requests; zero for no limit.
+	MaxRequestsPerConnection uint32
+	// Outlier is the outlier detection config; nil for none.
+	Outlier *OutlierConfig
+	// PanicThreshold is the healthy_panic_threshold, in percent (Envoy's default: 50): below
+	// this share of healthy endpoints the cluster balances over all of them.
+	PanicThreshold float64
+	// MinRingSize and MaxRingSize bound a RingHash ring's points (ring_hash_lb_config).
+	MinRingSize, MaxRingSize uint64
+	// MaglevTableSize is a Maglev table's size, a prime (maglev_lb_config.table_size).
+	MaglevTableSize uint64
 }
 
 // Compile validates a CDS Cluster. The error names the offending field, so the proxy can NACK
@@ -127,7 +173,9 @@ func Compile(c *clusterv3.Cluster) (*Config, error) {
 	if err := support.Check(c, Supported); err != nil {
 		return nil, err
 	}
-	cfg := &Config{Name: c.GetName(), ConnectTimeout: DefaultConnectTimeout, WarmingTimeout: DefaultWarmingTimeout}
+	cfg := &Config{Name: c.GetName(), ConnectTimeout: DefaultConnectTimeout, WarmingTimeout: DefaultWarmingTimeout,
+		Limits: DefaultLimits, PanicThreshold: DefaultPanicThreshold,
+		MinRingSize: DefaultMinRingSize, MaxRingSize: DefaultMaxRingSize, MaglevTableSize: DefaultMaglevTableSize}
 	if cfg.Name == "" {
 		return nil, errors.New("name: required")
 	}
@@ -144,8 +192,40 @@ func Compile(c *clusterv3.Cluster) (*Config, error) {
 		cfg.Policy = LeastRequest
 	case clusterv3.Cluster_RANDOM:
 		cfg.Policy = Random
+	case clusterv3.Cluster_RING_HASH:
+		cfg.Policy = RingHash
+	case clusterv3.Cluster_MAGLEV:
+		cfg.Policy = Maglev
 	default:
-		return nil, fmt.Errorf("lb_policy: %v is not supported by sluice-proxy (use ROUND_ROBIN, LEAST_REQUEST or RANDOM)", c.GetLbPolicy())
+		return nil, fmt.Errorf("lb_policy: %v is not supported by sluice-proxy (use ROUND_ROBIN, LEAST_REQUEST, RANDOM, RING_HASH or MAGLEV)", c.GetLbPolicy())
+	}
+	if rh := c.GetRingHashLbConfig(); rh != nil {
+		if cfg.Policy != RingHash {
+			return nil, fmt.Errorf("ring_hash_lb_config: set on a %v cluster", c.GetLbPolicy())
+		}
+		if rh.GetHashFunction() != clusterv3.Cluster_RingHashLbConfig_XX_HASH {
+			return nil, fmt.Errorf("ring_hash_lb_config.hash_function: %v is not supported by sluice-proxy (only XX_HASH)", rh.GetHashFunction())
+		}
+		if v := rh.GetMinimumRingSize(); v != nil {
+			cfg.MinRingSize = v.GetValue()
+		}
+		if v := rh.GetMaximumRingSize(); v != nil {
+			cfg.MaxRingSize = v.GetValue()
+		}
+		if cfg.MinRingSize == 0 || cfg.MinRingSize > cfg.MaxRingSize {
+			return nil, fmt.Errorf("ring_hash_lb_config: minimum_ring_size %d must be at least 1 and at most maximum_ring_size %d", cfg.MinRingSize, cfg.MaxRingSize)
+		}
+	}
+	if ml := c.GetMaglevLbConfig(); ml != nil {
+		if cfg.Policy != Maglev {
+			return nil, fmt.Errorf("maglev_lb_config: set on a %v cluster", c.GetLbPolicy())
+		}
+		if v := ml.GetTableSize(); v != nil {
+			if !isPrime(v.GetValue()) {
+				return nil, fmt.Errorf("maglev_lb_config.table_size: %d is not a prime number (Envoy rejects this too)", v.GetValue())
+			}
+			cfg.MaglevTableSize = v.GetValue()
+		}
 	}
 	switch c.GetType() {
 	case clusterv3.Cluster_STATIC:
@@ -201,8 +281,68 @@ func Compile(c *clusterv3.Cluster) (*Config, error) {
 				cfg.Protocol = HTTP2
 			}
 		}
+		if co := opts.GetCommonHttpProtocolOptions(); co != nil {
+			field := fmt.Sprintf("typed_extension_protocol_options[%q].common_http_protocol_options", key)
+			if t := co.GetIdleTimeout(); t != nil {
+				if err := t.CheckValid(); err != nil || t.AsDuration() < 0 {
+					return nil, fmt.Errorf("%s.idle_timeout: %v is not a duration", field, t.AsDuration())
+				}
+				// Envoy: 0 disables the idle timeout; Go's transport reads 0 the same way.
+				cfg.IdleTimeout = t.AsDuration()
+				if cfg.IdleTimeout == 0 {
+					cfg.IdleTimeout = -1
+				}
+			}
+			if n := co.GetMaxRequestsPerConnection(); n != nil && n.GetValue() > 0 {
+				if cfg.Protocol == HTTP2 {
+					return nil, fmt.Errorf("%s.max_requests_per_connection: not supported by sluice-proxy for HTTP/2 upstreams (only HTTP/1.1)", field)
+				}
+				cfg.MaxRequestsPerConnection = n.GetValue()
+			}
+		}
+	}
+	if err := compileThresholds(c.GetCircuitBreakers(), &cfg.Limits); err != nil {
+		return nil, fmt.Errorf("circuit_breakers.%w", err)
+	}
+	if od := c.GetOutlierDetection(); od != nil {
+		o, err := compileOutlier(od)
+		if err != nil {
+			return nil, fmt.Errorf("outlier_detection.%w", err)
+		}
+		cfg.Outlier = o
+	}
+	if pt := c.GetCommonLbConfig().GetHealthyPanicThreshold(); pt != nil {
+		if v := pt.GetValue(); v < 0 || v > 100 {
+			return nil, fmt.Errorf("common_lb_config.healthy_panic_threshold.value: %v is not a percentage", v)
+		}
+		cfg.PanicThreshold = pt.GetValue()
 	}
 	return cfg, nil
+}
+
+// compileThresholds reads the default priority's thresholds over Envoy's defaults. A
+// threshold of the HIGH priority applies to routes of that priority, which sluice-proxy
+// rejects, so it is accepted and never used. As in Envoy, the first entry of a priority wins.
+func compileThresholds(cb *clusterv3.CircuitBreakers, l *Limits) error {
+	for _, t := range cb.GetThresholds() {
+		if t.GetPriority() != corev3.RoutingPriority_DEFAULT {
+			continue
+		}
+		if v := t.GetMaxConnections(); v != nil {
+			l.MaxConnections = int64(v.GetValue())
+		}
+		if v := t.GetMaxPendingRequests(); v != nil {
+			l.MaxPendingRequests = int64(v.GetValue())
+		}
+		if v := t.GetMaxRequests(); v != nil {
+			l.MaxRequests = int64(v.GetValue())
+		}
+		if v := t.GetMaxRetries(); v != nil {
+			l.MaxRetries = int64(v.GetValue())
+		}
+		return nil
+	}
+	return nil
 }
 
 // Assignment is a compiled ClusterLoadAssignment: the usable endpoints of the best priority.
@@ -217,6 +357,10 @@ type Assignment struct {
 	Priority uint32
 	// Total counts every endpoint of every priority, healthy or not.
 	Total int
+	// Unhealthy are the endpoints of the same priority that EDS marks unhealthy, draining or
+	// degraded (when no priority has a usable endpoint, all of the lowest priority's): Envoy's
+	// panic mode balances over them too.
+	Unhealthy []EndpointSpec
 }
 
 // EndpointSpec is one upstream endpoint of an assignment.
@@ -235,6 +379,7 @@ func CompileAssignment(cla *endpointv3.ClusterLoadAssignment, allowNames bool) (
 	}
 	a := &Assignment{Name: cla.GetClusterName()}
 	best := map[uint32][]EndpointSpec{}
+	others := map[uint32][]EndpointSpec{}
 	for i, loc := range cla.GetEndpoints() {
 		for j, lbe := range loc.GetLbEndpoints() {
 			a.Total++
@@ -262,13 +407,13 @@ func CompileAssignment(cla *endpointv3.ClusterLoadAssignment, allowNames bool) (
 				}
 				w = lw.GetValue()
 			}
+			spec := EndpointSpec{Address: net.JoinHostPort(host, strconv.FormatUint(uint64(sa.GetPortValue()), 10)), Weight: w}
+			p := loc.GetPriority()
 			switch lbe.GetHealthStatus() {
 			case corev3.HealthStatus_UNKNOWN, corev3.HealthStatus_HEALTHY:
-				p := loc.GetPriority()
-				best[p] = append(best[p], EndpointSpec{
-					Address: net.JoinHostPort(host, strconv.FormatUint(uint64(sa.GetPortValue()), 10)),
-					Weight:  w,
-				})
+				best[p] = append(best[p], spec)
+			default:
+				others[p] = append(others[p], spec)
 			}
 		}
 	}
@@ -278,5 +423,14 @@ func CompileAssignment(cla *endpointv3.ClusterLoadAssignment, allowNames bool) (
 			a.Priority, a.Endpoints, first = p, eps, false
 		}
 	}
+	if first {
+		// No priority has a usable endpoint: the lowest priority's are all panic mode has.
+		for p := range others {
+			if first || p < a.Priority {
+				a.Priority, first = p, false
+			}
+		}
+	}
+	a.Unhealthy = others[a.Priority]
 	return a, nil
 }

@@ -114,10 +114,50 @@ func TestCompile(t *testing.T) {
 				}
 				return ""
 			}},
-		{name: "ring hash", cluster: edsCluster(func(c *clusterv3.Cluster) { c.LbPolicy = clusterv3.Cluster_RING_HASH }),
-			wantErr: "lb_policy: RING_HASH is not supported"},
-		{name: "circuit breakers", cluster: edsCluster(func(c *clusterv3.Cluster) { c.CircuitBreakers = &clusterv3.CircuitBreakers{} }),
-			wantErr: "circuit_breakers: not supported"},
+		{name: "cluster-provided balancing", cluster: edsCluster(func(c *clusterv3.Cluster) { c.LbPolicy = clusterv3.Cluster_CLUSTER_PROVIDED }),
+			wantErr: "lb_policy: CLUSTER_PROVIDED is not supported"},
+		{name: "no circuit breakers: Envoy's default thresholds", cluster: edsCluster(nil), check: func(c *Config) string {
+			if c.Limits != DefaultLimits {
+				return fmt.Sprintf("%+v", c.Limits)
+			}
+			return ""
+		}},
+		{name: "circuit breakers: the default priority's first entry, over the defaults", cluster: edsCluster(func(c *clusterv3.Cluster) {
+			c.CircuitBreakers = &clusterv3.CircuitBreakers{Thresholds: []*clusterv3.CircuitBreakers_Thresholds{
+				{Priority: corev3.RoutingPriority_HIGH, MaxConnections: wrapperspb.UInt32(7)},
+				{MaxConnections: wrapperspb.UInt32(1), MaxPendingRequests: wrapperspb.UInt32(1), TrackRemaining: true},
+				{MaxConnections: wrapperspb.UInt32(99)},
+			}}
+		}), check: func(c *Config) string {
+			if want := (Limits{MaxConnections: 1, MaxPendingRequests: 1, MaxRequests: 1024, MaxRetries: 3}); c.Limits != want {
+				return fmt.Sprintf("%+v, want %+v", c.Limits, want)
+			}
+			return ""
+		}},
+		{name: "Istio's connection pool options", cluster: edsCluster(func(c *clusterv3.Cluster) {
+			opts, _ := anypb.New(&httpv3.HttpProtocolOptions{
+				CommonHttpProtocolOptions: &corev3.HttpProtocolOptions{IdleTimeout: durationpb.New(30e9), MaxRequestsPerConnection: wrapperspb.UInt32(1)},
+				UpstreamProtocolOptions: &httpv3.HttpProtocolOptions_ExplicitHttpConfig_{ExplicitHttpConfig: &httpv3.HttpProtocolOptions_ExplicitHttpConfig{
+					ProtocolConfig: &httpv3.HttpProtocolOptions_ExplicitHttpConfig_HttpProtocolOptions{}}}})
+			c.TypedExtensionProtocolOptions = map[string]*anypb.Any{httpOptionsKey: opts}
+		}), check: func(c *Config) string {
+			if c.IdleTimeout != 30e9 || c.MaxRequestsPerConnection != 1 || c.Protocol != HTTP1 {
+				return fmt.Sprintf("%+v", c)
+			}
+			return ""
+		}},
+		{name: "max requests per connection over HTTP/2", cluster: edsCluster(func(c *clusterv3.Cluster) {
+			opts, _ := anypb.New(&httpv3.HttpProtocolOptions{
+				CommonHttpProtocolOptions: &corev3.HttpProtocolOptions{MaxRequestsPerConnection: wrapperspb.UInt32(10)},
+				UpstreamProtocolOptions: &httpv3.HttpProtocolOptions_ExplicitHttpConfig_{ExplicitHttpConfig: &httpv3.HttpProtocolOptions_ExplicitHttpConfig{
+					ProtocolConfig: &httpv3.HttpProtocolOptions_ExplicitHttpConfig_Http2ProtocolOptions{}}}})
+			c.TypedExtensionProtocolOptions = map[string]*anypb.Any{httpOptionsKey: opts}
+		}), wantErr: "max_requests_per_connection: not supported by sluice-proxy for HTTP/2 upstreams"},
+		{name: "a connection option sluice-proxy lacks", cluster: edsCluster(func(c *clusterv3.Cluster) {
+			opts, _ := anypb.New(&httpv3.HttpProtocolOptions{
+				CommonHttpProtocolOptions: &corev3.HttpProtocolOptions{MaxConnectionDuration: durationpb.New(1e9)}})
+			c.TypedExtensionProtocolOptions = map[string]*anypb.Any{httpOptionsKey: opts}
+		}), wantErr: "common_http_protocol_options.max_connection_duration: not supported"},
 		{name: "original dst", cluster: &clusterv3.Cluster{Name: "PassthroughCluster",
 			ClusterDiscoveryType: &clusterv3.Cluster_Type{Type: clusterv3.Cluster_ORIGINAL_DST}},
 			wantErr: "type: ORIGINAL_DST is not supported"},
@@ -151,7 +191,7 @@ func TestCompile(t *testing.T) {
 
 func TestRoundRobinVisitsEachInTurn(t *testing.T) {
 	eps := endpoints(3)
-	rr := newSelector(RoundRobin, eps)
+	rr := newSelector(&Config{Policy: RoundRobin}, eps)
 	first := rr.Select()
 	seen := map[*Endpoint]int{first: 1}
 	for range 299 {
@@ -167,7 +207,7 @@ func TestRoundRobinVisitsEachInTurn(t *testing.T) {
 func TestWeightedRoundRobinIsSmooth(t *testing.T) {
 	eps := endpoints(2)
 	eps[0].Weight = 3
-	rr := newSelector(RoundRobin, eps)
+	rr := newSelector(&Config{Policy: RoundRobin}, eps)
 	counts := map[string]int{}
 	run, longest := 0, 0
 	var last *Endpoint
@@ -192,7 +232,7 @@ func TestWeightedRoundRobinIsSmooth(t *testing.T) {
 func TestRandomIsProportional(t *testing.T) {
 	eps := endpoints(3)
 	eps[2].Weight = 2 // weights 1:1:2
-	r := newSelector(Random, eps)
+	r := newSelector(&Config{Policy: Random}, eps)
 	const n = 40_000
 	counts := map[*Endpoint]float64{}
 	for range n {
@@ -211,7 +251,7 @@ func TestLeastRequestPrefersIdle(t *testing.T) {
 	for range 5 {
 		eps[0].Begin()
 	}
-	lr := newSelector(LeastRequest, eps)
+	lr := newSelector(&Config{Policy: LeastRequest}, eps)
 	for range 100 {
 		if e := lr.Select(); e != eps[1] {
 			t.Fatalf("picked the busy endpoint %s", e.Address)
@@ -222,7 +262,7 @@ func TestLeastRequestPrefersIdle(t *testing.T) {
 	for range 3 {
 		eps[7].Begin()
 	}
-	lr = newSelector(LeastRequest, eps)
+	lr = newSelector(&Config{Policy: LeastRequest}, eps)
 	for range 1000 {
 		if e := lr.Select(); e == eps[7] {
 			t.Fatal("picked the busiest endpoint")
@@ -232,7 +272,7 @@ func TestLeastRequestPrefersIdle(t *testing.T) {
 
 func TestEmptySelectorsReturnNil(t *testing.T) {
 	for _, p := range []Policy{RoundRobin, LeastRequest, Random} {
-		if e := newSelector(p, nil).Select(); e != nil {
+		if e := newSelector(&Config{Policy: p}, nil).Select(); e != nil {
 			t.Errorf("%v: Select on no endpoints = %v", p, e)
 		}
 	}
@@ -260,7 +300,7 @@ func TestNewKeepsInFlightCounts(t *testing.T) {
 func BenchmarkSelect(b *testing.B) {
 	for _, p := range []Policy{RoundRobin, LeastRequest, Random} {
 		b.Run(p.String(), func(b *testing.B) {
-			s := newSelector(p, endpoints(8))
+			s := newSelector(&Config{Policy: p}, endpoints(8))
 			b.ReportAllocs()
 			b.RunParallel(func(pb *testing.PB) {
 				for pb.Next() {

@@ -11,6 +11,7 @@ import (
 	listenerv3 "github.com/envoyproxy/go-control-plane/envoy/config/listener/v3"
 	hcmv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/http_connection_manager/v3"
 
+	"github.com/sluicemesh/sluice/proxy/internal/filter"
 	"github.com/sluicemesh/sluice/proxy/internal/route"
 	"github.com/sluicemesh/sluice/proxy/internal/support"
 )
@@ -19,7 +20,29 @@ import (
 const (
 	hcmTypeURL    = "type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager"
 	routerTypeURL = "type.googleapis.com/envoy.extensions.filters.http.router.v3.Router"
+	corsTypeURL   = "type.googleapis.com/envoy.extensions.filters.http.cors.v3.Cors"
+	faultTypeURL  = "type.googleapis.com/envoy.extensions.filters.http.fault.v3.HTTPFault"
 )
+
+// FilterKind is an HTTP filter sluice-proxy runs before its router.
+type FilterKind uint8
+
+// The HTTP filters sluice-proxy implements besides the router.
+const (
+	// FilterCORS is envoy.filters.http.cors: its policies come from the routes.
+	FilterCORS FilterKind = iota + 1
+	// FilterFault is envoy.filters.http.fault: its own config, unless a route has one.
+	FilterFault
+)
+
+// HTTPFilter is one compiled entry of the HCM's http_filters.
+type HTTPFilter struct {
+	// Kind says which filter it is.
+	Kind FilterKind
+	// Fault is a fault filter's own config, for routes without one (Istio sends an empty
+	// HTTPFault: no fault).
+	Fault *filter.Fault
+}
 
 // DefaultWarmingTimeout is Envoy's initial_fetch_timeout: how long a new listener waits for
 // its RDS route configuration before it serves without one (answering 404 NR).
@@ -74,6 +97,8 @@ type Config struct {
 	// StripAnyHostPort removes any port from the authority; StripMatchingHostPort removes it
 	// only when it is the listener's own port.
 	StripAnyHostPort, StripMatchingHostPort bool
+	// Filters are the HTTP filters before the router, in the order they run.
+	Filters []HTTPFilter
 }
 
 // SameServer reports whether a and b can share one running server: the same socket and the
@@ -158,18 +183,47 @@ func compileHCM(hcm *hcmv3.HttpConnectionManager, cfg *Config) error {
 	default:
 		return errors.New("route_specifier: one of rds or route_config is required")
 	}
+	seen := map[FilterKind]bool{}
 	for i, f := range hcm.GetHttpFilters() {
 		last := i == len(hcm.GetHttpFilters())-1
+		typeURL := f.GetTypedConfig().GetTypeUrl()
+		var kind FilterKind
+		var fault *filter.Fault
 		switch {
-		case f.GetTypedConfig().GetTypeUrl() == routerTypeURL && last:
-		case f.GetTypedConfig().GetTypeUrl() == routerTypeURL:
+		case typeURL == routerTypeURL && last:
+			continue
+		case typeURL == routerTypeURL:
 			return fmt.Errorf("http_filters[%d]: the router filter must be the last filter", i)
+		case typeURL == corsTypeURL:
+			kind = FilterCORS
+			if f.GetName() != filter.CORSName {
+				return fmt.Errorf("http_filters[%d].name: the CORS filter must be named %s, the key routes configure it under, not %q", i, filter.CORSName, f.GetName())
+			}
+		case typeURL == faultTypeURL:
+			kind = FilterFault
+			if f.GetName() != filter.FaultName {
+				return fmt.Errorf("http_filters[%d].name: the fault filter must be named %s, the key routes configure it under, not %q", i, filter.FaultName, f.GetName())
+			}
+			fc, err := route.CompileFaultConfig(f.GetTypedConfig())
+			if err != nil {
+				return fmt.Errorf("http_filters[%d].typed_config%w", i, err)
+			}
+			fault = fc
 		case f.GetIsOptional() || f.GetDisabled():
 			// Envoy skips an optional filter it does not know, and a disabled one until a
-			// route enables it, which sluice-proxy's routes cannot do.
+			// route enables it, which a route cannot do for a filter sluice-proxy lacks.
+			continue
 		default:
-			return fmt.Errorf("http_filters[%d] (%q): not supported by sluice-proxy yet (only envoy.filters.http.router)", i, f.GetName())
+			return fmt.Errorf("http_filters[%d] (%q): not supported by sluice-proxy yet (supported: %s, %s, envoy.filters.http.router)", i, f.GetName(), filter.CORSName, filter.FaultName)
 		}
+		if f.GetDisabled() {
+			return fmt.Errorf("http_filters[%d] (%q).disabled: a filter disabled until a route enables it is not supported by sluice-proxy", i, f.GetName())
+		}
+		if seen[kind] {
+			return fmt.Errorf("http_filters[%d] (%q): the filter is already in the chain", i, f.GetName())
+		}
+		seen[kind] = true
+		cfg.Filters = append(cfg.Filters, HTTPFilter{Kind: kind, Fault: fault})
 	}
 	if n := len(hcm.GetHttpFilters()); n == 0 || hcm.GetHttpFilters()[n-1].GetTypedConfig().GetTypeUrl() != routerTypeURL {
 		return errors.New("http_filters: the last filter must be envoy.filters.http.router with a typed_config")

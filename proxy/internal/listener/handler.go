@@ -1,9 +1,9 @@
 package listener
 
 import (
-	"context"
 	"errors"
 	"io"
+	"log/slog"
 	"net"
 	"net/http"
 	"net/url"
@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/sluicemesh/sluice/proxy/internal/cluster"
+	"github.com/sluicemesh/sluice/proxy/internal/filter"
 	"github.com/sluicemesh/sluice/proxy/internal/route"
 )
 
@@ -29,14 +30,42 @@ type Serving struct {
 	Clusters cluster.Set
 }
 
-// handler is a listener's http.Handler: Envoy's HTTP connection manager with only the
-// router filter.
+// handler is a listener's http.Handler: Envoy's HTTP connection manager with its HTTP filters
+// and the router filter.
 type handler struct {
 	serving atomic.Pointer[Serving]
 	stats   *Stats
+	log     *slog.Logger
+	mirror  *mirrorer
 }
 
-// ServeHTTP routes one request and forwards it or answers it locally.
+// exchange is one request on its way through the filters and the router. It lives on the
+// stack of ServeHTTP.
+type exchange struct {
+	h   *handler
+	w   http.ResponseWriter
+	r   *http.Request
+	s   *Serving
+	req route.Request
+	vh  *route.VirtualHost
+	rt  *route.Route
+	// branch is the weighted cluster picked, nil when the route has one cluster.
+	branch *route.WeightedCluster
+	// routed is set once the router handles the request: from then on the route's response
+	// header mutations apply to what is answered, local replies included, as in Envoy.
+	routed bool
+	// flags holds the response flags set for the request so far, a bit per Flag.
+	flags uint32
+	// corsOrigin is the allowed Origin of a CORS request, echoed on the answer under
+	// corsPolicy; "" for none.
+	corsOrigin string
+	corsPolicy *filter.CORS
+	// setCookie is a cookie the route's hash policy made, for the upstream's answer.
+	setCookie string
+}
+
+// ServeHTTP routes one request, runs it through the HTTP filters and forwards it or answers
+// it locally.
 func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	h.stats.DownstreamRequests.Add(1)
 	s := h.serving.Load()
@@ -50,45 +79,164 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		authority = route.StripPort(authority)
 	}
 	path := requestPath(r)
-	rreq := route.Request{Authority: authority, Method: r.Method, Path: path, Scheme: "http", Header: r.Header}
-	vh, rt := s.Routes.Match(&rreq)
-	if rt == nil {
-		h.stats.NoRoute.Add(1)
-		localReply(w, r, http.StatusNotFound, "", "no route for "+authority+" "+r.Method+" "+path)
+	ex := exchange{h: h, w: w, r: r, s: s,
+		req: route.Request{Authority: authority, Method: r.Method, Path: path, Scheme: "http", Header: r.Header}}
+	ex.vh, ex.rt = s.Routes.Match(&ex.req)
+	if ex.rt == nil {
+		ex.reply(FlagNoRoute, http.StatusNotFound, "", "no route for "+authority+" "+r.Method+" "+path)
 		return
 	}
+	for i := range cfg.Filters {
+		switch cfg.Filters[i].Kind {
+		case FilterCORS:
+			if ex.cors() {
+				return
+			}
+		case FilterFault:
+			if ex.fault(cfg.Filters[i].Fault) {
+				return
+			}
+		}
+	}
+	ex.route()
+}
+
+// setFlag records response flag f for the request and counts it.
+func (ex *exchange) setFlag(f Flag) {
+	if f != FlagNone && ex.flags&(1<<f) == 0 {
+		ex.flags |= 1 << f
+		ex.h.stats.flag(f)
+	}
+}
+
+// fault runs the fault filter with the route's config, or the filter's own (def) when the
+// route has none: it may delay the request, then may abort it (reporting true).
+func (ex *exchange) fault(def *filter.Fault) (answered bool) {
+	f := def
+	if ex.rt.FaultSet {
+		f = ex.rt.Fault
+	}
+	if f == nil || !f.Applies(&ex.req) {
+		return false
+	}
+	if d, ok := f.Delay(); ok {
+		ex.setFlag(FlagDelayInjected)
+		t := time.NewTimer(d)
+		select {
+		case <-t.C:
+		case <-ex.r.Context().Done():
+			t.Stop()
+			ex.setFlag(FlagDownstreamTermination)
+			return true
+		}
+	}
+	if status, grpcStatus, ok := f.Abort(); ok {
+		ex.replyGRPC(FlagFaultInjected, status, grpcStatus, "fault filter abort", f.Describe(status, grpcStatus))
+		return true
+	}
+	return false
+}
+
+// cors runs the CORS filter: it answers a preflight itself (reporting true), and remembers
+// an allowed origin so that the answer, whoever makes it, carries the CORS headers.
+func (ex *exchange) cors() (answered bool) {
+	p := ex.rt.CORS
+	if p == nil {
+		return false
+	}
+	enabled := p.Enabled()
+	if !enabled && !p.ShadowEnabled() {
+		return false
+	}
+	r := ex.r
+	origin := r.Header.Get("Origin")
+	if origin == "" {
+		return false
+	}
+	allowed := p.OriginAllowed(origin)
+	if allowed {
+		ex.h.stats.CORSOriginValid.Add(1)
+	} else {
+		ex.h.stats.CORSOriginInvalid.Add(1)
+	}
+	if !enabled {
+		return false // shadow mode: counted, not enforced
+	}
+	if allowed {
+		ex.corsPolicy, ex.corsOrigin = p, origin
+	}
+	if r.Method != http.MethodOptions || r.Header.Get("Access-Control-Request-Method") == "" {
+		return false
+	}
+	if !allowed && p.ForwardNotMatchingPreflights() {
+		return false
+	}
+	allow := ""
+	if allowed {
+		allow = origin
+	}
+	h := ex.w.Header()
+	p.Preflight(h, r.Header, allow)
+	reason := "CORS preflight answered by the proxy"
+	if !allowed {
+		reason += ": origin " + origin + " is not allowed"
+	}
+	h.Set(ReasonHeader, reason)
+	ex.h.stats.CORSPreflights.Add(1)
+	ex.w.WriteHeader(http.StatusOK)
+	return true
+}
+
+// route runs the router filter: a direct response, a redirect, or a request upstream.
+func (ex *exchange) route() {
+	rt := ex.rt
+	ex.routed = true
 	switch rt.Action.Kind {
 	case route.DirectResponse:
+		wh := ex.w.Header()
 		if len(rt.Action.Body) > 0 {
-			w.Header().Set("Content-Type", "text/plain")
-			w.Header().Set("Content-Length", strconv.Itoa(len(rt.Action.Body)))
+			wh.Set("Content-Type", "text/plain")
+			wh.Set("Content-Length", strconv.Itoa(len(rt.Action.Body)))
 		}
-		w.WriteHeader(rt.Action.Status)
-		_, _ = w.Write(rt.Action.Body)
+		ex.finishHeaders(wh)
+		ex.w.WriteHeader(rt.Action.Status)
+		_, _ = ex.w.Write(rt.Action.Body)
 		return
 	case route.Redirect:
-		w.Header().Set("Location", rt.Action.RedirectSpec.Location(&rreq, rt))
-		w.WriteHeader(rt.Action.RedirectSpec.Status)
+		wh := ex.w.Header()
+		wh.Set("Location", rt.Action.RedirectSpec.Location(&ex.req, rt))
+		ex.finishHeaders(wh)
+		ex.w.WriteHeader(rt.Action.RedirectSpec.Status)
 		return
 	}
 
-	name, hostRewrite := rt.Action.Pick(&rreq)
-	c := s.Clusters[name]
+	name, branch := rt.Action.Pick(&ex.req)
+	ex.branch = branch
+	c := ex.s.Clusters[name]
 	if c == nil {
-		h.stats.NoCluster.Add(1)
-		localReply(w, r, rt.Action.ClusterNotFoundStatus, "", "cluster "+name+" not found")
+		ex.reply(FlagNoCluster, rt.Action.ClusterNotFoundStatus, "", "cluster "+name+" not found")
 		return
 	}
-	ep := c.Pick()
-	if ep == nil {
-		h.stats.NoHealthyUpstream.Add(1)
-		localReply(w, r, http.StatusServiceUnavailable, "no healthy upstream", "cluster "+name+" has no healthy endpoints")
-		return
+	authority := ex.req.Authority
+	if hr := rt.Action.HostRewriteFor(branch); hr != "" {
+		authority = hr
 	}
-	if hostRewrite != "" {
-		authority = hostRewrite
+	ex.forward(c, authority, rt.RewritePath(ex.req.Path))
+}
+
+// finishHeaders applies what the filters add to every response they see, in Envoy's encoding
+// order: the route's response header mutations once the router handles the request (a chosen
+// weighted cluster's first), then the CORS filter's headers for an allowed origin.
+func (ex *exchange) finishHeaders(h http.Header) {
+	if ex.routed {
+		if ex.branch != nil {
+			ex.branch.ResponseHeaders.Apply(h)
+		}
+		filter.ApplyAll(ex.rt.ResponseHeaders, h)
 	}
-	h.forward(w, r, cfg, vh, rt, c, ep, authority, rt.RewritePath(path))
+	if ex.corsOrigin != "" {
+		ex.corsPolicy.Actual(h, ex.corsOrigin)
+	}
 }
 
 // requestPath returns the request target in origin form, query included, as sent: for an
@@ -160,141 +308,6 @@ var (
 	httpValue     = []string{"http"}
 	oneValue      = []string{"1"}
 )
-
-// forward sends r to endpoint ep of cluster c and streams the answer back.
-func (h *handler) forward(w http.ResponseWriter, r *http.Request, cfg *Config, vh *route.VirtualHost,
-	rt *route.Route, c *cluster.Cluster, ep *cluster.Endpoint, authority, path string) {
-	ctx := r.Context()
-	timeout := rt.Action.Timeout
-	if rt.Action.HonorGRPCTimeout {
-		if d, ok := grpcTimeout(r.Header.Get("Grpc-Timeout")); ok {
-			if rt.Action.GRPCTimeoutMax > 0 {
-				d = min(d, rt.Action.GRPCTimeoutMax)
-			}
-			timeout = d
-		}
-	}
-	if timeout > 0 {
-		var cancel context.CancelFunc
-		ctx, cancel = context.WithTimeout(ctx, timeout)
-		defer cancel()
-	}
-
-	out := &http.Request{
-		Method:     r.Method,
-		URL:        upstreamURL(ep.Address, path),
-		Proto:      "HTTP/1.1",
-		ProtoMajor: 1,
-		ProtoMinor: 1,
-		Header:     make(http.Header, len(r.Header)+4),
-		Host:       authority,
-		Trailer:    r.Trailer,
-	}
-	out = out.WithContext(ctx)
-	if r.Body != nil && r.Body != http.NoBody {
-		out.Body, out.ContentLength = r.Body, r.ContentLength
-	}
-	copyHeaders(out.Header, r.Header)
-	// net/http has answered the client's Expect: 100-continue already.
-	delete(out.Header, "Expect")
-	if te := r.Header["Te"]; len(te) > 0 && listedIn(te, "trailers") {
-		out.Header["Te"] = trailersValue // gRPC needs it end to end
-	}
-	if _, ok := out.Header["X-Forwarded-Proto"]; !ok || cfg.UseRemoteAddress {
-		out.Header["X-Forwarded-Proto"] = httpValue
-	}
-	if cfg.UseRemoteAddress {
-		// Only an edge proxy vouches for the peer's address; a sidecar leaves the header to
-		// the edge, so a request crossing two sidecars does not list a hop twice.
-		if ip, _, err := net.SplitHostPort(r.RemoteAddr); err == nil {
-			if prior := r.Header["X-Forwarded-For"]; len(prior) > 0 {
-				ip = strings.Join(prior, ", ") + ", " + ip
-			}
-			out.Header["X-Forwarded-For"] = []string{ip}
-		}
-	}
-	if cfg.GenerateRequestID {
-		if _, ok := out.Header["X-Request-Id"]; !ok {
-			out.Header["X-Request-Id"] = []string{newRequestID()}
-		}
-	}
-	if vh.IncludeAttemptCount {
-		out.Header["X-Envoy-Attempt-Count"] = oneValue
-	}
-
-	h.stats.UpstreamRequests.Add(1)
-	ep.Begin()
-	defer ep.End()
-	res, err := c.RoundTripper(r.ProtoMajor == 2).RoundTrip(out)
-	if err != nil {
-		h.upstreamFailed(w, r, ctx, c, ep, err)
-		return
-	}
-	defer res.Body.Close()
-
-	wh := w.Header()
-	copyHeaders(wh, res.Header)
-	announced := len(res.Trailer)
-	if announced > 0 {
-		names := make([]string, 0, announced)
-		for k := range res.Trailer {
-			names = append(names, k)
-		}
-		wh["Trailer"] = []string{strings.Join(names, ", ")}
-	}
-	w.WriteHeader(res.StatusCode)
-	streaming := res.ContentLength < 0
-	if streaming && isGRPC(res.Header) && len(res.Header["Grpc-Status"]) == 0 {
-		// A gRPC stream's headers go out at once, as Envoy sends them, so a client waiting
-		// for the server's metadata is not kept waiting for its first message. A
-		// trailers-only answer (grpc-status in the headers) must not be flushed: it has to
-		// reach the client as one HEADERS frame that ends the stream.
-		_ = http.NewResponseController(w).Flush()
-	}
-
-	// Stream as the upstream does: a body of unknown length (chunked, gRPC, server-sent
-	// events) is flushed after every read, a sized one left to net/http's buffering.
-	if err := copyBody(w, res.Body, streaming); err != nil {
-		if errors.Is(err, errWrite) {
-			h.stats.DownstreamClosed.Add(1)
-		} else {
-			h.stats.UpstreamReset.Add(1)
-			h.stats.UpstreamErrors.Add(1)
-		}
-		// The status is already sent: abort the response so the client sees a broken
-		// stream, not a short body that looks complete.
-		panic(http.ErrAbortHandler)
-	}
-	if len(res.Trailer) > 0 {
-		for k, vv := range res.Trailer {
-			if announced > 0 && len(res.Trailer) == announced {
-				wh[k] = vv
-			} else {
-				// Trailers that were not announced (gRPC's grpc-status over HTTP/2).
-				wh[http.TrailerPrefix+k] = vv
-			}
-		}
-	}
-}
-
-// upstreamFailed answers a request whose upstream exchange failed before a response began.
-func (h *handler) upstreamFailed(w http.ResponseWriter, r *http.Request, ctx context.Context, c *cluster.Cluster, ep *cluster.Endpoint, err error) {
-	switch {
-	case r.Context().Err() != nil:
-		h.stats.DownstreamClosed.Add(1) // nobody is left to answer
-	case errors.Is(ctx.Err(), context.DeadlineExceeded):
-		h.stats.UpstreamErrors.Add(1)
-		h.stats.UpstreamTimeout.Add(1)
-		localReply(w, r, http.StatusGatewayTimeout, "upstream request timeout",
-			"upstream "+ep.Address+" of cluster "+c.Name+" timed out")
-	default:
-		h.stats.UpstreamErrors.Add(1)
-		h.stats.ConnectFailure.Add(1)
-		localReply(w, r, http.StatusServiceUnavailable,
-			"upstream connect error or disconnect/reset before headers. reset reason: connection failure",
-			"upstream "+ep.Address+" of cluster "+c.Name+" failed: "+describe(err))
-	}
-}
 
 // describe shortens a transport error to its cause: "dial tcp ...: connection refused"
 // becomes "connection refused".

@@ -1,5 +1,8 @@
 // Package listener binds the proxy's LDS listeners and serves HTTP on them: Envoy's HTTP
-// connection manager with the router filter, HTTP/1.1 and h2c (prior knowledge) on one port.
+// connection manager, HTTP/1.1 and h2c (prior knowledge) on one port, with its HTTP filters
+// (envoy.filters.http.cors and envoy.filters.http.fault, in the configured order) and the
+// router filter (router.go): header mutations, retries with back-off, circuit breakers,
+// outlier reporting, consistent-hash keys and request mirroring (mirror.go).
 //
 // A listener's route table and settings live in an atomic.Pointer to an immutable Serving,
 // so an update swaps them in one store and a request sees either the old or the new version,
@@ -36,8 +39,9 @@ type Desired struct {
 
 // Manager owns the bound listeners. Its zero value is not usable; use NewManager.
 type Manager struct {
-	stats *Stats
-	log   *slog.Logger
+	stats  *Stats
+	log    *slog.Logger
+	mirror *mirrorer
 	// drainTimeout bounds the graceful close of a listener that LDS removed.
 	drainTimeout time.Duration
 
@@ -64,6 +68,7 @@ func NewManager(stats *Stats, log *slog.Logger, drainTimeout time.Duration) *Man
 	return &Manager{
 		stats:        stats,
 		log:          log,
+		mirror:       newMirrorer(stats),
 		drainTimeout: drainTimeout,
 		listeners:    map[string]*Listener{},
 		reserved:     map[string]net.Listener{},
@@ -199,7 +204,7 @@ func (m *Manager) Apply(want map[string]Desired) error {
 		l := m.listeners[name]
 		if l == nil {
 			l = &Listener{name: name, cfg: d.Config, ln: fresh[name],
-				h: &handler{stats: m.stats}}
+				h: &handler{stats: m.stats, log: m.log, mirror: m.mirror}}
 			m.listeners[name] = l
 		}
 		if d.Routes == nil {
@@ -256,7 +261,7 @@ func (m *Manager) rebind(old *Listener, cfg *Config) (*Listener, error) {
 		delete(m.listeners, old.name)
 		return nil, fmt.Errorf("listener %q: rebinding for new connection settings: %w", old.name, err)
 	}
-	l := &Listener{name: old.name, cfg: cfg, ln: ln, h: &handler{stats: m.stats}}
+	l := &Listener{name: old.name, cfg: cfg, ln: ln, h: &handler{stats: m.stats, log: m.log, mirror: m.mirror}}
 	m.listeners[old.name] = l
 	return l, nil
 }
@@ -310,6 +315,8 @@ func (m *Manager) Drain(ctx context.Context) error {
 	}
 	wg.Wait()
 	m.wg.Wait()
+	// Copies in flight are cut off: the real requests they copy are done.
+	m.mirror.close()
 	return errors.Join(errs...)
 }
 

@@ -3,6 +3,7 @@ package listener
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"net"
@@ -16,10 +17,12 @@ import (
 	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
 	listenerv3 "github.com/envoyproxy/go-control-plane/envoy/config/listener/v3"
 	routev3 "github.com/envoyproxy/go-control-plane/envoy/config/route/v3"
+	faultv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/http/fault/v3"
 	hcmv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/http_connection_manager/v3"
 	"go.uber.org/goleak"
 	"google.golang.org/protobuf/types/known/anypb"
 	"google.golang.org/protobuf/types/known/durationpb"
+	"google.golang.org/protobuf/types/known/wrapperspb"
 
 	"github.com/sluicemesh/sluice/proxy/internal/cluster"
 )
@@ -248,7 +251,7 @@ func TestDrainWaitsForRequestsInFlight(t *testing.T) {
 	defer up.Close()
 	var pools cluster.Pools
 	defer pools.CloseIdle()
-	ccfg := &cluster.Config{Name: "up", Discovery: cluster.Static, Policy: cluster.RoundRobin,
+	ccfg := &cluster.Config{Name: "up", Discovery: cluster.Static, Policy: cluster.RoundRobin, Limits: cluster.DefaultLimits,
 		ConnectTimeout: time.Second, Static: &cluster.Assignment{Endpoints: []cluster.EndpointSpec{{Address: up.Listener.Addr().String(), Weight: 1}}}}
 	set := cluster.Set{"up": cluster.New(ccfg, nil, nil, &pools)}
 
@@ -289,5 +292,61 @@ func TestDrainWaitsForRequestsInFlight(t *testing.T) {
 	// Apply does nothing once drained.
 	if err := m.Apply(map[string]Desired{"l": {Config: cfg, Routes: cfg.Inline}}); err != nil || len(m.Addresses()) != 0 {
 		t.Errorf("Apply after Drain: %v %v", err, m.Addresses())
+	}
+}
+
+func TestCompileHTTPFilters(t *testing.T) {
+	cors := &hcmv3.HttpFilter{Name: "envoy.filters.http.cors",
+		ConfigType: &hcmv3.HttpFilter_TypedConfig{TypedConfig: &anypb.Any{TypeUrl: corsTypeURL}}}
+	router := &hcmv3.HttpFilter{Name: "envoy.filters.http.router",
+		ConfigType: &hcmv3.HttpFilter_TypedConfig{TypedConfig: &anypb.Any{TypeUrl: routerTypeURL}}}
+	unknown := func(optional, disabled bool) *hcmv3.HttpFilter {
+		return &hcmv3.HttpFilter{Name: "istio.stats", IsOptional: optional, Disabled: disabled,
+			ConfigType: &hcmv3.HttpFilter_TypedConfig{TypedConfig: &anypb.Any{TypeUrl: "type.googleapis.com/x.Stats"}}}
+	}
+	renamed := &hcmv3.HttpFilter{Name: "cors", ConfigType: cors.ConfigType}
+	faultAny, _ := anypb.New(&faultv3.HTTPFault{})
+	fault := &hcmv3.HttpFilter{Name: "envoy.filters.http.fault", ConfigType: &hcmv3.HttpFilter_TypedConfig{TypedConfig: faultAny}}
+	badFaultAny, _ := anypb.New(&faultv3.HTTPFault{MaxActiveFaults: wrapperspb.UInt32(1)})
+	badFault := &hcmv3.HttpFilter{Name: "envoy.filters.http.fault", ConfigType: &hcmv3.HttpFilter_TypedConfig{TypedConfig: badFaultAny}}
+	disabledCORS := &hcmv3.HttpFilter{Name: "envoy.filters.http.cors", Disabled: true, ConfigType: cors.ConfigType}
+	tests := []struct {
+		name    string
+		filters []*hcmv3.HttpFilter
+		want    []FilterKind
+		wantErr string
+	}{
+		{"cors then router", []*hcmv3.HttpFilter{cors, router}, []FilterKind{FilterCORS}, ""},
+		{"Istio's order: fault, cors, router", []*hcmv3.HttpFilter{fault, cors, router}, []FilterKind{FilterFault, FilterCORS}, ""},
+		{"a fault field sluice-proxy lacks", []*hcmv3.HttpFilter{badFault, router}, nil, "http_filters[0].typed_config.max_active_faults: not supported by sluice-proxy"},
+		{"optional unknown filters are skipped", []*hcmv3.HttpFilter{unknown(true, false), cors, unknown(false, true), router}, []FilterKind{FilterCORS}, ""},
+		{"an unknown filter", []*hcmv3.HttpFilter{unknown(false, false), router}, nil, `http_filters[0] ("istio.stats"): not supported by sluice-proxy`},
+		{"cors under another name", []*hcmv3.HttpFilter{renamed, router}, nil, "http_filters[0].name: the CORS filter must be named envoy.filters.http.cors"},
+		{"cors disabled", []*hcmv3.HttpFilter{disabledCORS, router}, nil, "disabled: a filter disabled until a route enables it is not supported"},
+		{"cors twice", []*hcmv3.HttpFilter{cors, cors, router}, nil, "already in the chain"},
+		{"router not last", []*hcmv3.HttpFilter{router, cors}, nil, "the router filter must be the last filter"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			cfg := &Config{}
+			err := compileHCM(&hcmv3.HttpConnectionManager{HttpFilters: tt.filters,
+				RouteSpecifier: &hcmv3.HttpConnectionManager_RouteConfig{RouteConfig: &routev3.RouteConfiguration{}}}, cfg)
+			if tt.wantErr != "" {
+				if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
+					t.Fatalf("error %v, want %q", err, tt.wantErr)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			var got []FilterKind
+			for _, f := range cfg.Filters {
+				got = append(got, f.Kind)
+			}
+			if fmt.Sprint(got) != fmt.Sprint(tt.want) {
+				t.Errorf("filters %v, want %v", got, tt.want)
+			}
+		})
 	}
 }

@@ -2,6 +2,7 @@ package listener
 
 import (
 	"encoding/binary"
+	"log/slog"
 	"math/rand/v2"
 	"net/http"
 	"strconv"
@@ -13,15 +14,36 @@ import (
 // endpoints". It plays the part of Envoy's response flags for a person with curl.
 const ReasonHeader = "X-Sluice-Reason"
 
-// localReply answers a request from the proxy itself. A gRPC request gets what a gRPC client
-// can read, as Envoy does: HTTP 200 with grpc-status and grpc-message in a trailers-only
-// response, the status mapped from the HTTP one.
-func localReply(w http.ResponseWriter, r *http.Request, status int, body, reason string) {
+// reply answers the request from the proxy itself, counting and logging the response flag.
+// A gRPC request gets what a gRPC client can read, as Envoy does: HTTP 200 with grpc-status
+// and grpc-message in a trailers-only response, the status mapped from the HTTP one.
+func (ex *exchange) reply(f Flag, status int, body, reason string) {
+	ex.replyGRPC(f, status, -1, body, reason)
+}
+
+// replyGRPC is reply with a gRPC status of its own for gRPC requests (grpcCode >= 0) rather
+// than one mapped from status.
+func (ex *exchange) replyGRPC(f Flag, status, grpcCode int, body, reason string) {
+	ex.setFlag(f)
+	if ex.h.log != nil && ex.h.log.Enabled(ex.r.Context(), slog.LevelDebug) {
+		ex.h.log.Debug("local reply", "status", status, "response_flags", f.String(), "reason", reason,
+			"authority", ex.req.Authority, "method", ex.r.Method, "path", ex.req.Path)
+	}
+	h := ex.w.Header()
+	ex.finishHeaders(h)
+	localReply(ex.w, ex.r, status, grpcCode, body, reason)
+}
+
+// localReply writes a reply of the proxy's own; see exchange.reply.
+func localReply(w http.ResponseWriter, r *http.Request, status, grpcCode int, body, reason string) {
 	h := w.Header()
 	h.Set(ReasonHeader, reason)
 	if isGRPC(r.Header) {
+		if grpcCode < 0 {
+			grpcCode = grpcStatus(status)
+		}
 		h.Set("Content-Type", "application/grpc")
-		h.Set("Grpc-Status", strconv.Itoa(grpcStatus(status)))
+		h.Set("Grpc-Status", strconv.Itoa(grpcCode))
 		msg := body
 		if msg == "" {
 			msg = reason

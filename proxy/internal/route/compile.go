@@ -5,16 +5,16 @@ import (
 	"fmt"
 	"net/http"
 	"net/textproto"
-	"regexp"
 	"slices"
 	"strings"
 	"time"
 
 	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
 	routev3 "github.com/envoyproxy/go-control-plane/envoy/config/route/v3"
-	matcherv3 "github.com/envoyproxy/go-control-plane/envoy/type/matcher/v3"
 	"google.golang.org/protobuf/types/known/durationpb"
 
+	"github.com/sluicemesh/sluice/proxy/internal/filter"
+	"github.com/sluicemesh/sluice/proxy/internal/match"
 	"github.com/sluicemesh/sluice/proxy/internal/support"
 )
 
@@ -26,11 +26,17 @@ const DefaultTimeout = 15 * time.Second
 // it only names spans, and the proxy does not trace yet. validate_clusters may be false only.
 var Supported = support.Fields{
 	"envoy.config.route.v3.RouteConfiguration": {"name", "virtual_hosts",
-		"ignore_port_in_host_matching", "max_direct_response_body_size_bytes"},
-	"envoy.config.route.v3.VirtualHost": {"name", "domains", "routes", "include_request_attempt_count",
-		"metadata"},
+		"ignore_port_in_host_matching", "max_direct_response_body_size_bytes",
+		"request_headers_to_add", "request_headers_to_remove", "response_headers_to_add",
+		"response_headers_to_remove", "most_specific_header_mutations_wins"},
+	"envoy.config.route.v3.VirtualHost": {"name", "domains", "routes", "include_request_attempt_count", "retry_policy",
+		"metadata", "typed_per_filter_config", "request_headers_to_add", "request_headers_to_remove", "response_headers_to_add",
+		"response_headers_to_remove"},
 	"envoy.config.route.v3.Route": {"name", "match", "route", "redirect", "direct_response",
-		"metadata", "decorator"},
+		"metadata", "decorator", "typed_per_filter_config", "request_headers_to_add", "request_headers_to_remove",
+		"response_headers_to_add", "response_headers_to_remove"},
+	"envoy.config.core.v3.HeaderValueOption": {"header", "append", "append_action", "keep_empty_value"},
+	"envoy.config.core.v3.HeaderValue":       {"key", "value", "raw_value"},
 	"envoy.config.route.v3.RouteMatch": {"prefix", "path", "safe_regex", "path_separated_prefix",
 		"case_sensitive", "headers", "query_parameters", "grpc"},
 	"envoy.config.route.v3.HeaderMatcher": {"name", "exact_match", "safe_regex_match", "range_match",
@@ -40,13 +46,40 @@ var Supported = support.Fields{
 	"envoy.type.matcher.v3.StringMatcher":         {"exact", "prefix", "suffix", "safe_regex", "contains", "ignore_case"},
 	"envoy.type.matcher.v3.RegexMatcher":          {"regex", "google_re2"},
 	"envoy.config.route.v3.RouteAction": {"cluster", "cluster_header", "weighted_clusters",
-		"cluster_not_found_response_code", "prefix_rewrite", "host_rewrite_literal", "timeout",
-		"max_stream_duration", "max_grpc_timeout"},
+		"cluster_not_found_response_code", "prefix_rewrite", "regex_rewrite", "host_rewrite_literal", "timeout",
+		"max_stream_duration", "max_grpc_timeout", "request_mirror_policies", "retry_policy", "hash_policy"},
+	"envoy.config.route.v3.RouteAction.HashPolicy": {"header", "cookie", "connection_properties",
+		"query_parameter", "terminal"},
+	"envoy.config.route.v3.RouteAction.HashPolicy.Header":               {"header_name"},
+	"envoy.config.route.v3.RouteAction.HashPolicy.Cookie":               {"name", "ttl", "path"},
+	"envoy.config.route.v3.RouteAction.HashPolicy.ConnectionProperties": {"source_ip"},
+	"envoy.config.route.v3.RouteAction.HashPolicy.QueryParameter":       {"name"},
+	"envoy.config.route.v3.RetryPolicy": {"retry_on", "num_retries", "per_try_timeout", "retriable_status_codes",
+		"retry_host_predicate", "host_selection_retry_max_attempts", "retry_back_off"},
+	"envoy.config.route.v3.RetryPolicy.RetryHostPredicate": {"name", "typed_config"},
+	"envoy.config.route.v3.RetryPolicy.RetryBackOff":       {"base_interval", "max_interval"},
+	// trace_sampled is accepted and has no effect: the proxy does not trace. A runtime_key
+	// names a runtime value the proxy does not have, so default_value applies, as in an
+	// Envoy whose runtime does not set the key.
+	"envoy.config.route.v3.RouteAction.RequestMirrorPolicy": {"cluster", "runtime_fraction", "trace_sampled",
+		"disable_shadow_host_suffix_append"},
+	"envoy.config.core.v3.RuntimeFractionalPercent": {"default_value", "runtime_key"},
+	// typed_per_filter_config["envoy.filters.http.cors"]. A runtime_key of filter_enabled or
+	// shadow_enabled names a runtime value the proxy does not have: default_value applies.
+	"envoy.extensions.filters.http.cors.v3.CorsPolicy": {"allow_origin_string_match", "allow_methods",
+		"allow_headers", "expose_headers", "max_age", "allow_credentials", "filter_enabled", "shadow_enabled",
+		"allow_private_network_access", "forward_not_matching_preflights"},
+	// typed_per_filter_config["envoy.filters.http.fault"], and the fault filter's own config.
+	"envoy.extensions.filters.http.fault.v3.HTTPFault":    {"delay", "abort", "headers"},
+	"envoy.extensions.filters.common.fault.v3.FaultDelay": {"fixed_delay", "percentage"},
+	"envoy.extensions.filters.http.fault.v3.FaultAbort":   {"http_status", "grpc_status", "percentage"},
+	"envoy.type.matcher.v3.RegexMatchAndSubstitute":       {"pattern", "substitution"},
 	"envoy.config.route.v3.RouteAction.MaxStreamDuration": {"grpc_timeout_header_max"},
 	"envoy.config.route.v3.WeightedCluster":               {"clusters", "total_weight"},
-	"envoy.config.route.v3.WeightedCluster.ClusterWeight": {"name", "weight", "host_rewrite_literal", "metadata_match"},
-	"envoy.config.route.v3.DirectResponseAction":          {"status", "body"},
-	"envoy.config.core.v3.DataSource":                     {"inline_bytes", "inline_string"},
+	"envoy.config.route.v3.WeightedCluster.ClusterWeight": {"name", "weight", "host_rewrite_literal", "metadata_match",
+		"request_headers_to_add", "request_headers_to_remove", "response_headers_to_add", "response_headers_to_remove"},
+	"envoy.config.route.v3.DirectResponseAction": {"status", "body"},
+	"envoy.config.core.v3.DataSource":            {"inline_bytes", "inline_string"},
 	"envoy.config.route.v3.RedirectAction": {"https_redirect", "scheme_redirect", "host_redirect",
 		"port_redirect", "path_redirect", "prefix_rewrite", "response_code", "strip_query"},
 	// An empty metadata_match (Istio writes none) selects every endpoint.
@@ -64,10 +97,15 @@ func Compile(rc *routev3.RouteConfiguration) (*Table, error) {
 		exact:      map[string]*VirtualHost{},
 		ignorePort: rc.GetIgnorePortInHostMatching(),
 	}
+	global, err := compileLevelHeaders(rc)
+	if err != nil {
+		return nil, err
+	}
+	global.mostSpecificWins = rc.GetMostSpecificHeaderMutationsWins()
 	seenDomain := map[string]bool{}
 	seenCluster := map[string]bool{}
 	for i, pvh := range rc.GetVirtualHosts() {
-		vh, err := compileVirtualHost(pvh, seenCluster, &t.clusters)
+		vh, err := compileVirtualHost(pvh, global, seenCluster, &t.clusters)
 		if err != nil {
 			return nil, fmt.Errorf("virtual_hosts[%d] (%q).%w", i, pvh.GetName(), err)
 		}
@@ -100,13 +138,84 @@ func Compile(rc *routev3.RouteConfiguration) (*Table, error) {
 	return t, nil
 }
 
-func compileVirtualHost(pvh *routev3.VirtualHost, seenCluster map[string]bool, clusters *[]string) (*VirtualHost, error) {
+// levelHeaders are the header mutations of one level of a route configuration.
+type levelHeaders struct {
+	request, response *filter.HeaderOps
+	mostSpecificWins  bool // only on the route configuration's level
+}
+
+// headerLevel is a message with the four header mutation fields.
+type headerLevel interface {
+	GetRequestHeadersToAdd() []*corev3.HeaderValueOption
+	GetRequestHeadersToRemove() []string
+	GetResponseHeadersToAdd() []*corev3.HeaderValueOption
+	GetResponseHeadersToRemove() []string
+}
+
+func compileLevelHeaders(m headerLevel) (levelHeaders, error) {
+	var l levelHeaders
+	var err error
+	l.request, err = filter.CompileHeaderOps(m.GetRequestHeadersToAdd(), m.GetRequestHeadersToRemove(),
+		"request_headers_to_add", "request_headers_to_remove")
+	if err != nil {
+		return l, err
+	}
+	l.response, err = filter.CompileHeaderOps(m.GetResponseHeadersToAdd(), m.GetResponseHeadersToRemove(),
+		"response_headers_to_add", "response_headers_to_remove")
+	return l, err
+}
+
+// ordered returns the non-nil mutations from most to least specific, or the reverse when
+// the route configuration asks for most_specific_header_mutations_wins.
+func ordered(reverse bool, levels ...*filter.HeaderOps) []*filter.HeaderOps {
+	var out []*filter.HeaderOps
+	for _, o := range levels {
+		if o != nil {
+			out = append(out, o)
+		}
+	}
+	if reverse {
+		slices.Reverse(out)
+	}
+	return out
+}
+
+func compileVirtualHost(pvh *routev3.VirtualHost, global levelHeaders, seenCluster map[string]bool, clusters *[]string) (*VirtualHost, error) {
 	vh := &VirtualHost{Name: pvh.GetName(), IncludeAttemptCount: pvh.GetIncludeRequestAttemptCount()}
+	vhHeaders, err := compileLevelHeaders(pvh)
+	if err != nil {
+		return nil, err
+	}
+	vhFilters, err := compilePerFilter(pvh.GetTypedPerFilterConfig())
+	if err != nil {
+		return nil, err
+	}
+	var vhRetry *RetryPolicy
+	if p := pvh.GetRetryPolicy(); p != nil {
+		if vhRetry, err = compileRetryPolicy(p); err != nil {
+			return nil, fmt.Errorf("retry_policy.%w", err)
+		}
+	}
 	for i, pr := range pvh.GetRoutes() {
 		r, err := compileRoute(pr)
 		if err != nil {
 			return nil, fmt.Errorf("routes[%d]%w", i, err)
 		}
+		if r.Action.Kind == Forward && r.Action.Retry == nil {
+			// A route without a retry policy of its own uses its virtual host's.
+			r.Action.Retry = vhRetry
+		}
+		rh, err := compileLevelHeaders(pr)
+		if err != nil {
+			return nil, fmt.Errorf("routes[%d].%w", i, err)
+		}
+		rf, err := compilePerFilter(pr.GetTypedPerFilterConfig())
+		if err != nil {
+			return nil, fmt.Errorf("routes[%d].%w", i, err)
+		}
+		mergePerFilter(r, rf, vhFilters)
+		r.RequestHeaders = ordered(global.mostSpecificWins, rh.request, vhHeaders.request, global.request)
+		r.ResponseHeaders = ordered(global.mostSpecificWins, rh.response, vhHeaders.response, global.response)
 		for _, c := range r.Action.clusterNames() {
 			if !seenCluster[c] {
 				seenCluster[c] = true
@@ -172,7 +281,7 @@ func compileMatch(pm *routev3.RouteMatch, m *routeMatch) error {
 		}
 		m.kind, m.value = matchSeparatedPrefix, ps.PathSeparatedPrefix
 	case *routev3.RouteMatch_SafeRegex:
-		re, err := compileRegex(ps.SafeRegex)
+		re, err := match.Regex(ps.SafeRegex)
 		if err != nil {
 			return fmt.Errorf("safe_regex.regex: %w", err)
 		}
@@ -181,13 +290,11 @@ func compileMatch(pm *routev3.RouteMatch, m *routeMatch) error {
 		return errors.New("path_specifier: one of prefix, path, path_separated_prefix or safe_regex is required")
 	}
 	m.grpc = pm.GetGrpc() != nil
-	for i, ph := range pm.GetHeaders() {
-		h, err := compileHeader(ph)
-		if err != nil {
-			return fmt.Errorf("headers[%d] (%q).%w", i, ph.GetName(), err)
-		}
-		m.headers = append(m.headers, h)
+	hs, err := match.CompileHeaders(pm.GetHeaders())
+	if err != nil {
+		return fmt.Errorf("headers%w", err)
 	}
+	m.headers = hs
 	for i, pq := range pm.GetQueryParameters() {
 		q := queryMatcher{name: pq.GetName()}
 		if q.name == "" {
@@ -200,7 +307,7 @@ func compileMatch(pm *routev3.RouteMatch, m *routeMatch) error {
 			}
 			q.present = true
 		case *routev3.QueryParameterMatcher_StringMatch:
-			sm, err := compileString(s.StringMatch)
+			sm, err := match.CompileString(s.StringMatch)
 			if err != nil {
 				return fmt.Errorf("query_parameters[%d].string_match.%w", i, err)
 			}
@@ -211,96 +318,6 @@ func compileMatch(pm *routev3.RouteMatch, m *routeMatch) error {
 		m.query = append(m.query, q)
 	}
 	return nil
-}
-
-func compileHeader(ph *routev3.HeaderMatcher) (headerMatcher, error) {
-	h := headerMatcher{invert: ph.GetInvertMatch(), treatMissingAsEmpty: ph.GetTreatMissingHeaderAsEmpty()}
-	name := strings.ToLower(ph.GetName())
-	switch name {
-	case "":
-		return h, errors.New("name: required")
-	case ":authority", "host":
-		h.pseudo = pseudoAuthority
-	case ":method":
-		h.pseudo = pseudoMethod
-	case ":path":
-		h.pseudo = pseudoPath
-	case ":scheme":
-		h.pseudo = pseudoScheme
-	default:
-		if strings.HasPrefix(name, ":") {
-			return h, fmt.Errorf("name: pseudo-header %q is not one of :authority, :method, :path, :scheme", name)
-		}
-		h.name = textproto.CanonicalMIMEHeaderKey(name)
-	}
-	var err error
-	switch s := ph.GetHeaderMatchSpecifier().(type) {
-	case nil:
-		h.kind, h.present = hdrPresent, true // Envoy: no specifier means presence
-	case *routev3.HeaderMatcher_PresentMatch:
-		h.kind, h.present = hdrPresent, s.PresentMatch
-	case *routev3.HeaderMatcher_StringMatch:
-		h.str, err = compileString(s.StringMatch)
-		if err != nil {
-			return h, fmt.Errorf("string_match.%w", err)
-		}
-	case *routev3.HeaderMatcher_ExactMatch:
-		h.str = stringMatcher{kind: strExact, value: s.ExactMatch}
-	case *routev3.HeaderMatcher_PrefixMatch:
-		h.str = stringMatcher{kind: strPrefix, value: s.PrefixMatch}
-	case *routev3.HeaderMatcher_SuffixMatch:
-		h.str = stringMatcher{kind: strSuffix, value: s.SuffixMatch}
-	case *routev3.HeaderMatcher_ContainsMatch:
-		h.str = stringMatcher{kind: strContains, value: s.ContainsMatch}
-	case *routev3.HeaderMatcher_SafeRegexMatch:
-		re, err := compileRegex(s.SafeRegexMatch)
-		if err != nil {
-			return h, fmt.Errorf("safe_regex_match.regex: %w", err)
-		}
-		h.str = stringMatcher{kind: strRegex, re: re}
-	case *routev3.HeaderMatcher_RangeMatch:
-		h.kind = hdrRange
-		h.rangeStart, h.rangeEnd = s.RangeMatch.GetStart(), s.RangeMatch.GetEnd()
-		if h.rangeStart >= h.rangeEnd {
-			return h, fmt.Errorf("range_match: start %d must be below end %d", h.rangeStart, h.rangeEnd)
-		}
-	}
-	return h, nil
-}
-
-func compileString(sm *matcherv3.StringMatcher) (stringMatcher, error) {
-	m := stringMatcher{ignoreCase: sm.GetIgnoreCase()}
-	switch p := sm.GetMatchPattern().(type) {
-	case *matcherv3.StringMatcher_Exact:
-		m.kind, m.value = strExact, p.Exact
-	case *matcherv3.StringMatcher_Prefix:
-		m.kind, m.value = strPrefix, p.Prefix
-	case *matcherv3.StringMatcher_Suffix:
-		m.kind, m.value = strSuffix, p.Suffix
-	case *matcherv3.StringMatcher_Contains:
-		m.kind, m.value = strContains, p.Contains
-	case *matcherv3.StringMatcher_SafeRegex:
-		re, err := compileRegex(p.SafeRegex)
-		if err != nil {
-			return m, fmt.Errorf("safe_regex.regex: %w", err)
-		}
-		// Envoy: ignore_case has no effect on a regex.
-		m.kind, m.re = strRegex, re
-	default:
-		return m, errors.New("match_pattern: one of exact, prefix, suffix, contains or safe_regex is required")
-	}
-	return m, nil
-}
-
-// compileRegex compiles an RE2 regex that must match the whole input, as Envoy's safe_regex
-// does.
-func compileRegex(rm *matcherv3.RegexMatcher) (*regexp.Regexp, error) {
-	re, err := regexp.Compile(`^(?:` + rm.GetRegex() + `)$`)
-	if err != nil {
-		// regexp's own "error parsing regexp: " prefix would repeat what the message says.
-		return nil, fmt.Errorf("invalid RE2 regex %q: %s", rm.GetRegex(), strings.TrimPrefix(err.Error(), "error parsing regexp: "))
-	}
-	return re, nil
 }
 
 func compileForward(ra *routev3.RouteAction, r *Route) error {
@@ -327,7 +344,12 @@ func compileForward(ra *routev3.RouteAction, r *Route) error {
 				return fmt.Errorf("weighted_clusters.clusters[%d].metadata_match: subset load balancing is not supported by sluice-proxy", i)
 			}
 			w := c.GetWeight().GetValue()
-			a.Weighted = append(a.Weighted, WeightedCluster{Name: c.GetName(), Weight: w, HostRewrite: c.GetHostRewriteLiteral()})
+			wh, err := compileLevelHeaders(c)
+			if err != nil {
+				return fmt.Errorf("weighted_clusters.clusters[%d].%w", i, err)
+			}
+			a.Weighted = append(a.Weighted, WeightedCluster{Name: c.GetName(), Weight: w, HostRewrite: c.GetHostRewriteLiteral(),
+				RequestHeaders: wh.request, ResponseHeaders: wh.response})
 			a.totalWeight += uint64(w)
 		}
 		if a.totalWeight == 0 {
@@ -355,6 +377,46 @@ func compileForward(ra *routev3.RouteAction, r *Route) error {
 		}
 		a.PrefixRewrite, a.hasPrefixRewrite = ra.GetPrefixRewrite(), true
 	}
+	hp, err := compileHashPolicy(ra.GetHashPolicy())
+	if err != nil {
+		return err
+	}
+	a.Hash = hp
+	if p := ra.GetRetryPolicy(); p != nil {
+		rp, err := compileRetryPolicy(p)
+		if err != nil {
+			return fmt.Errorf("retry_policy.%w", err)
+		}
+		a.Retry = rp
+	}
+	for i, mp := range ra.GetRequestMirrorPolicies() {
+		m := Mirror{Cluster: mp.GetCluster(), Fraction: filter.Always, KeepHost: mp.GetDisableShadowHostSuffixAppend()}
+		if m.Cluster == "" {
+			return fmt.Errorf("request_mirror_policies[%d].cluster: required", i)
+		}
+		if rf := mp.GetRuntimeFraction(); rf != nil {
+			f, err := filter.CompilePercent(rf.GetDefaultValue())
+			if err != nil {
+				return fmt.Errorf("request_mirror_policies[%d].runtime_fraction.default_value.%w", i, err)
+			}
+			m.Fraction = f
+		}
+		a.Mirrors = append(a.Mirrors, m)
+	}
+	if rr := ra.GetRegexRewrite(); rr != nil {
+		if a.hasPrefixRewrite {
+			return errors.New("regex_rewrite: cannot be set together with prefix_rewrite (Envoy rejects this too)")
+		}
+		re, err := match.UnanchoredRegex(rr.GetPattern())
+		if err != nil {
+			return fmt.Errorf("regex_rewrite.pattern.regex: %w", err)
+		}
+		subst, err := substitution(rr.GetSubstitution(), re.NumSubexp())
+		if err != nil {
+			return fmt.Errorf("regex_rewrite.substitution: %w", err)
+		}
+		a.regexRewrite, a.regexSubst = re, subst
+	}
 	a.HostRewrite = ra.GetHostRewriteLiteral()
 	a.Timeout = DefaultTimeout
 	if ra.GetTimeout() != nil {
@@ -376,6 +438,34 @@ func compileForward(ra *routev3.RouteAction, r *Route) error {
 		a.HonorGRPCTimeout, a.GRPCTimeoutMax = true, d
 	}
 	return nil
+}
+
+// substitution turns an RE2 rewrite string, in which \1 names capture group 1 and \\ is a
+// backslash, into a Go regexp template, checking that every group it names exists.
+func substitution(rewrite string, groups int) (string, error) {
+	var b strings.Builder
+	for i := 0; i < len(rewrite); i++ {
+		c := rewrite[i]
+		switch {
+		case c == '$':
+			b.WriteString("$$")
+		case c != '\\':
+			b.WriteByte(c)
+		case i+1 < len(rewrite) && rewrite[i+1] == '\\':
+			b.WriteByte('\\')
+			i++
+		case i+1 < len(rewrite) && rewrite[i+1] >= '0' && rewrite[i+1] <= '9':
+			n := int(rewrite[i+1] - '0')
+			if n > groups {
+				return "", fmt.Errorf("%q refers to capture group \\%d, but the pattern has %d", rewrite, n, groups)
+			}
+			b.WriteString("${" + string(rewrite[i+1]) + "}")
+			i++
+		default:
+			return "", fmt.Errorf("%q: a backslash must be followed by a digit or a backslash", rewrite)
+		}
+	}
+	return b.String(), nil
 }
 
 func duration(d *durationpb.Duration) (time.Duration, error) {
@@ -423,16 +513,20 @@ func compileRedirect(pr *routev3.RedirectAction) (*RedirectSpec, error) {
 
 // clusterNames returns the clusters a Forward can reach, for warming.
 func (a *Action) clusterNames() []string {
-	switch {
-	case a.Kind != Forward:
+	if a.Kind != Forward {
 		return nil
-	case a.Cluster != "":
-		return []string{a.Cluster}
-	default:
-		names := make([]string, 0, len(a.Weighted))
-		for _, w := range a.Weighted {
-			names = append(names, w.Name)
-		}
-		return names
 	}
+	var names []string
+	if a.Cluster != "" {
+		names = append(names, a.Cluster)
+	}
+	for _, w := range a.Weighted {
+		names = append(names, w.Name)
+	}
+	// A mirror's cluster warms and stays like the others, so copies are not lost to an
+	// update that adds it.
+	for _, m := range a.Mirrors {
+		names = append(names, m.Cluster)
+	}
+	return names
 }

@@ -3,8 +3,9 @@ package route
 import (
 	"net/url"
 	"regexp"
-	"strconv"
 	"strings"
+
+	"github.com/sluicemesh/sluice/proxy/internal/match"
 )
 
 type pathKind uint8
@@ -22,7 +23,7 @@ type routeMatch struct {
 	caseInsensitive bool
 	re              *regexp.Regexp
 	grpc            bool
-	headers         []headerMatcher
+	headers         []match.Header
 	query           []queryMatcher
 }
 
@@ -50,10 +51,8 @@ func (m *routeMatch) matches(req *Request, path string) bool {
 	if m.grpc && !isGRPC(req) {
 		return false
 	}
-	for i := range m.headers {
-		if !m.headers[i].matches(req) {
-			return false
-		}
+	if !match.All(m.headers, req) {
+		return false
 	}
 	for i := range m.query {
 		if !m.query[i].matches(req.Path) {
@@ -69,157 +68,15 @@ func isGRPC(req *Request) bool {
 		(len(ct) == len("application/grpc") || ct[len("application/grpc")] == '+' || ct[len("application/grpc")] == ';')
 }
 
-func hasPrefixFold(s, prefix string, fold bool) bool {
-	if len(s) < len(prefix) {
-		return false
-	}
-	if fold {
-		return strings.EqualFold(s[:len(prefix)], prefix)
-	}
-	return s[:len(prefix)] == prefix
-}
+func hasPrefixFold(s, prefix string, fold bool) bool { return match.HasPrefixFold(s, prefix, fold) }
 
-func equalFold(a, b string, fold bool) bool {
-	if fold {
-		return strings.EqualFold(a, b)
-	}
-	return a == b
-}
-
-// stringMatcher is a compiled envoy.type.matcher.v3.StringMatcher.
-type stringMatcher struct {
-	kind       stringKind
-	value      string
-	ignoreCase bool
-	re         *regexp.Regexp
-}
-
-type stringKind uint8
-
-const (
-	strExact stringKind = iota
-	strPrefix
-	strSuffix
-	strContains
-	strRegex
-)
-
-func (m *stringMatcher) matches(s string) bool {
-	switch m.kind {
-	case strExact:
-		return equalFold(s, m.value, m.ignoreCase)
-	case strPrefix:
-		return hasPrefixFold(s, m.value, m.ignoreCase)
-	case strSuffix:
-		if len(s) < len(m.value) {
-			return false
-		}
-		return equalFold(s[len(s)-len(m.value):], m.value, m.ignoreCase)
-	case strContains:
-		if m.ignoreCase {
-			return containsFold(s, m.value)
-		}
-		return strings.Contains(s, m.value)
-	case strRegex:
-		return m.re.MatchString(s)
-	}
-	return false
-}
-
-// containsFold is strings.Contains ignoring ASCII case, without allocating.
-func containsFold(s, sub string) bool {
-	for i := 0; i+len(sub) <= len(s); i++ {
-		if strings.EqualFold(s[i:i+len(sub)], sub) {
-			return true
-		}
-	}
-	return false
-}
-
-type headerKind uint8
-
-const (
-	hdrString headerKind = iota
-	hdrPresent
-	hdrRange
-)
-
-// pseudo names the HTTP/2 pseudo-header a matcher reads, or none for a real header.
-type pseudo uint8
-
-const (
-	notPseudo pseudo = iota
-	pseudoAuthority
-	pseudoMethod
-	pseudoPath
-	pseudoScheme
-)
-
-// headerMatcher is a compiled envoy.config.route.v3.HeaderMatcher.
-type headerMatcher struct {
-	name                string // canonical key for net/http's Header map
-	pseudo              pseudo
-	kind                headerKind
-	str                 stringMatcher
-	present             bool
-	rangeStart          int64
-	rangeEnd            int64
-	invert              bool
-	treatMissingAsEmpty bool
-}
-
-// value returns the header's value as Envoy sees it: repeated headers joined by ",".
-func (h *headerMatcher) value(req *Request) (string, bool) {
-	switch h.pseudo {
-	case pseudoAuthority:
-		return req.Authority, true
-	case pseudoMethod:
-		return req.Method, true
-	case pseudoPath:
-		return req.Path, true
-	case pseudoScheme:
-		return req.Scheme, true
-	}
-	vs, ok := req.Header[h.name]
-	switch {
-	case !ok:
-		return "", false
-	case len(vs) == 1:
-		return vs[0], true
-	default:
-		return strings.Join(vs, ","), true
-	}
-}
-
-// matches follows Envoy: a missing header (unless treated as empty) matches only an absence
-// test, that is present_match false, or present_match true inverted.
-func (h *headerMatcher) matches(req *Request) bool {
-	v, ok := h.value(req)
-	if !ok && !h.treatMissingAsEmpty {
-		if h.kind != hdrPresent {
-			return false
-		}
-		return h.present == h.invert
-	}
-	var m bool
-	switch h.kind {
-	case hdrPresent:
-		// With treat_missing_header_as_empty an absent header counts as present.
-		m = h.present
-	case hdrString:
-		m = h.str.matches(v)
-	case hdrRange:
-		n, err := strconv.ParseInt(v, 10, 64)
-		m = err == nil && n >= h.rangeStart && n < h.rangeEnd
-	}
-	return m != h.invert
-}
+func equalFold(a, b string, fold bool) bool { return match.EqualFold(a, b, fold) }
 
 // queryMatcher is a compiled envoy.config.route.v3.QueryParameterMatcher.
 type queryMatcher struct {
 	name    string
 	present bool // present_match: only presence is tested
-	str     stringMatcher
+	str     match.String
 }
 
 func (q *queryMatcher) matches(target string) bool {
@@ -231,7 +88,7 @@ func (q *queryMatcher) matches(target string) bool {
 	if q.present {
 		return true
 	}
-	return q.str.matches(v)
+	return q.str.Matches(v)
 }
 
 // firstQueryValue returns the decoded value of the first parameter named name in rawQuery.

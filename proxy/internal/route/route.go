@@ -16,29 +16,26 @@
 //
 // Match itself does not allocate unless a host holds upper-case letters or a matched header
 // repeats.
+//
+// Beyond matching, a Table carries what the listener's filters and router act on: header
+// mutations of every level (in Envoy's order), prefix and regex rewrites, retry policies
+// (retry.go), hash policies (hash.go), mirror policies, and the per-route configs of the
+// CORS and fault filters (perfilter.go).
 package route
 
 import (
 	"math/rand/v2"
-	"net/http"
+	"regexp"
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/sluicemesh/sluice/proxy/internal/filter"
+	"github.com/sluicemesh/sluice/proxy/internal/match"
 )
 
-// Request is what matching looks at. The zero value is a request for "" with no headers.
-type Request struct {
-	// Authority is the Host header or HTTP/2 :authority, port included when it was sent.
-	Authority string
-	// Method is the request method, such as "GET".
-	Method string
-	// Path is the request target in origin form, not decoded, query included: "/a/b?x=1".
-	Path string
-	// Scheme is "http" or "https".
-	Scheme string
-	// Header holds the request's headers with canonical keys, as net/http keeps them.
-	Header http.Header
-}
+// Request is what matching looks at; see match.Request.
+type Request = match.Request
 
 // Table is a compiled RouteConfiguration. The zero value routes nothing.
 type Table struct {
@@ -74,6 +71,24 @@ type Route struct {
 	Name string
 	// Action says where the request goes.
 	Action Action
+	// RequestHeaders are the header mutations of the route, its virtual host and its route
+	// configuration, in the order Envoy applies them to a request sent upstream: most
+	// specific first, so a less specific level's overwrite wins (reversed when the route
+	// configuration sets most_specific_header_mutations_wins). A chosen weighted cluster's
+	// own mutations are applied before these. Levels without mutations are left out.
+	RequestHeaders []*filter.HeaderOps
+	// ResponseHeaders are the response's header mutations, in the same order, applied to
+	// upstream responses and to the replies the router makes itself (direct responses,
+	// redirects, local replies).
+	ResponseHeaders []*filter.HeaderOps
+	// CORS is the CORS policy for the route (its own typed_per_filter_config merged over its
+	// virtual host's), nil for none. It applies when the listener runs the CORS filter.
+	CORS *filter.CORS
+	// Fault is the fault filter's config for the route (its own typed_per_filter_config, else
+	// its virtual host's) when FaultSet; nil with FaultSet means the filter is disabled for the
+	// route. Without FaultSet the filter's own config in the listener applies.
+	Fault    *filter.Fault
+	FaultSet bool
 
 	match routeMatch
 }
@@ -116,6 +131,10 @@ type Action struct {
 	// PrefixRewrite replaces the matched prefix (or the whole matched path) upstream.
 	PrefixRewrite    string
 	hasPrefixRewrite bool
+	// regexRewrite replaces every match of a regex in the path (not the query) with
+	// regexSubst, a Go regexp template.
+	regexRewrite *regexp.Regexp
+	regexSubst   string
 	// HostRewrite replaces the authority sent upstream when not empty.
 	HostRewrite string
 
@@ -126,6 +145,16 @@ type Action struct {
 
 	// RedirectSpec describes a Redirect.
 	RedirectSpec *RedirectSpec
+
+	// Retry is the retry policy of a Forward (the route's, else its virtual host's); nil for
+	// none.
+	Retry *RetryPolicy
+	// Hash makes the hash key of a request to a consistent-hash cluster; nil for none.
+	Hash *HashPolicy
+
+	// Mirrors are the request_mirror_policies of a Forward: each sends a copy of a share of
+	// the requests to another cluster and ignores the answer.
+	Mirrors []Mirror
 
 	totalWeight uint64
 }
@@ -138,6 +167,29 @@ type WeightedCluster struct {
 	Weight uint32
 	// HostRewrite replaces the authority sent upstream when this branch is chosen.
 	HostRewrite string
+	// RequestHeaders and ResponseHeaders are the branch's own header mutations, applied
+	// before the route's (nil for none).
+	RequestHeaders, ResponseHeaders *filter.HeaderOps
+}
+
+// Mirror is a compiled RequestMirrorPolicy.
+type Mirror struct {
+	// Cluster names the cluster the copies go to.
+	Cluster string
+	// Fraction is the share of requests copied (runtime_fraction.default_value; 100% when
+	// unset, as in Envoy).
+	Fraction filter.Percent
+	// KeepHost sends the copy with the request's authority unchanged
+	// (disable_shadow_host_suffix_append); otherwise its host gets Envoy's "-shadow" suffix.
+	KeepHost bool
+}
+
+// ShadowAuthority returns the authority a mirrored copy is sent with: "-shadow" appended to
+// the host part, before any port, as Envoy does ("httpbin:8000" becomes
+// "httpbin-shadow:8000").
+func ShadowAuthority(authority string) string {
+	host := StripPort(authority)
+	return host + "-shadow" + authority[len(host):]
 }
 
 // RedirectSpec is a compiled RedirectAction. Empty fields keep the request's value.
@@ -158,35 +210,48 @@ type RedirectSpec struct {
 	Status int
 }
 
-// Pick returns the cluster a Forward goes to, and the authority to send upstream if the
-// chosen branch rewrites it. A weighted split draws from a per-thread RNG, so concurrent
-// requests do not contend.
-func (a *Action) Pick(req *Request) (cluster, hostRewrite string) {
+// Pick returns the cluster a Forward goes to and, for a weighted split, the branch chosen
+// (nil otherwise). A weighted split draws from a per-thread RNG, so concurrent requests do
+// not contend.
+func (a *Action) Pick(req *Request) (cluster string, branch *WeightedCluster) {
 	switch {
 	case a.Cluster != "":
-		return a.Cluster, a.HostRewrite
+		return a.Cluster, nil
 	case a.ClusterHeader != "":
-		return req.Header.Get(a.ClusterHeader), a.HostRewrite
+		return req.Header.Get(a.ClusterHeader), nil
 	case len(a.Weighted) > 0:
 		n := rand.Uint64N(a.totalWeight)
 		for i := range a.Weighted {
 			w := uint64(a.Weighted[i].Weight)
 			if n < w {
-				hr := a.Weighted[i].HostRewrite
-				if hr == "" {
-					hr = a.HostRewrite
-				}
-				return a.Weighted[i].Name, hr
+				return a.Weighted[i].Name, &a.Weighted[i]
 			}
 			n -= w
 		}
 	}
-	return "", ""
+	return "", nil
+}
+
+// HostRewriteFor returns the authority to send upstream when branch (nil for none) was
+// picked, or "" to keep the request's.
+func (a *Action) HostRewriteFor(branch *WeightedCluster) string {
+	if branch != nil && branch.HostRewrite != "" {
+		return branch.HostRewrite
+	}
+	return a.HostRewrite
 }
 
 // RewritePath returns the path (query included) to send upstream for a request this route
 // matched.
 func (r *Route) RewritePath(path string) string {
+	if re := r.Action.regexRewrite; re != nil {
+		p, q := splitQuery(path)
+		p = re.ReplaceAllString(p, r.Action.regexSubst)
+		if q != "" || strings.HasSuffix(path, "?") {
+			return p + "?" + q
+		}
+		return p
+	}
 	if !r.Action.hasPrefixRewrite {
 		return path
 	}

@@ -10,10 +10,15 @@ import (
 
 	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
 	routev3 "github.com/envoyproxy/go-control-plane/envoy/config/route/v3"
+	corsv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/http/cors/v3"
+	faultv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/http/fault/v3"
 	matcherv3 "github.com/envoyproxy/go-control-plane/envoy/type/matcher/v3"
 	typev3 "github.com/envoyproxy/go-control-plane/envoy/type/v3"
+	"google.golang.org/protobuf/types/known/anypb"
 	"google.golang.org/protobuf/types/known/durationpb"
 	"google.golang.org/protobuf/types/known/wrapperspb"
+
+	"github.com/sluicemesh/sluice/proxy/internal/filter"
 )
 
 func toCluster(name string) *routev3.Route_Route {
@@ -275,14 +280,35 @@ func TestCompileRejects(t *testing.T) {
 		{"invalid regex", withRoute(&routev3.Route{
 			Match:  &routev3.RouteMatch{PathSpecifier: &routev3.RouteMatch_SafeRegex{SafeRegex: regex("/a(")}},
 			Action: toCluster("c")}), `routes[0].match.safe_regex.regex: invalid RE2 regex "/a("`},
-		{"retry policy", withRoute(&routev3.Route{Match: prefix("/"), Action: &routev3.Route_Route{Route: &routev3.RouteAction{
+		{"retry on a condition sluice-proxy lacks", withRoute(&routev3.Route{Match: prefix("/"), Action: &routev3.Route_Route{Route: &routev3.RouteAction{
 			ClusterSpecifier: &routev3.RouteAction_Cluster{Cluster: "c"},
-			RetryPolicy:      &routev3.RetryPolicy{RetryOn: "5xx"},
-		}}}), "virtual_hosts[0].routes[0].route.retry_policy: not supported"},
+			RetryPolicy:      &routev3.RetryPolicy{RetryOn: "5xx,retriable-headers"},
+		}}}), `routes[0].route.retry_policy.retry_on: "retriable-headers" is not a retry condition sluice-proxy implements`},
+		{"retry budget field", withRoute(&routev3.Route{Match: prefix("/"), Action: &routev3.Route_Route{Route: &routev3.RouteAction{
+			ClusterSpecifier: &routev3.RouteAction_Cluster{Cluster: "c"},
+			RetryPolicy:      &routev3.RetryPolicy{RetryOn: "5xx", RetryPriority: &routev3.RetryPolicy_RetryPriority{Name: "x"}},
+		}}}), "retry_policy.retry_priority: not supported"},
 		{"runtime fraction", withRoute(&routev3.Route{
 			Match:  &routev3.RouteMatch{PathSpecifier: &routev3.RouteMatch_Prefix{Prefix: "/"}, RuntimeFraction: &corev3.RuntimeFractionalPercent{RuntimeKey: "k"}},
 			Action: toCluster("c")}), "routes[0].match.runtime_fraction: not supported"},
-		{"request headers to add", &routev3.RouteConfiguration{RequestHeadersToRemove: []string{"x"}}, "request_headers_to_remove: not supported"},
+		{"removing a pseudo-header", &routev3.RouteConfiguration{RequestHeadersToRemove: []string{":path"}}, `request_headers_to_remove[0]: ":path": :-prefixed or host headers may not be modified`},
+		{"weighted cluster header", withRoute(&routev3.Route{Match: prefix("/"), Action: &routev3.Route_Route{Route: &routev3.RouteAction{
+			ClusterSpecifier: &routev3.RouteAction_WeightedClusters{WeightedClusters: &routev3.WeightedCluster{
+				Clusters: []*routev3.WeightedCluster_ClusterWeight{{Name: "a", Weight: wrapperspb.UInt32(1),
+					ResponseHeadersToAdd: []*corev3.HeaderValueOption{{Header: &corev3.HeaderValue{Key: "host", Value: "x"}}}}}}}}}}),
+			`routes[0].route.weighted_clusters.clusters[0].response_headers_to_add[0].header.key: "host"`},
+		{"regex rewrite with prefix rewrite", withRoute(&routev3.Route{Match: prefix("/"), Action: &routev3.Route_Route{Route: &routev3.RouteAction{
+			ClusterSpecifier: &routev3.RouteAction_Cluster{Cluster: "c"}, PrefixRewrite: "/x",
+			RegexRewrite: &matcherv3.RegexMatchAndSubstitute{Pattern: regex("a"), Substitution: "b"}}}}),
+			"regex_rewrite: cannot be set together with prefix_rewrite"},
+		{"regex rewrite names a missing group", withRoute(&routev3.Route{Match: prefix("/"), Action: &routev3.Route_Route{Route: &routev3.RouteAction{
+			ClusterSpecifier: &routev3.RouteAction_Cluster{Cluster: "c"},
+			RegexRewrite:     &matcherv3.RegexMatchAndSubstitute{Pattern: regex("/(a)"), Substitution: `/\2`}}}}),
+			`regex_rewrite.substitution: "/\\2" refers to capture group \2, but the pattern has 1`},
+		{"regex rewrite invalid pattern", withRoute(&routev3.Route{Match: prefix("/"), Action: &routev3.Route_Route{Route: &routev3.RouteAction{
+			ClusterSpecifier: &routev3.RouteAction_Cluster{Cluster: "c"},
+			RegexRewrite:     &matcherv3.RegexMatchAndSubstitute{Pattern: regex("(")}}}}),
+			`regex_rewrite.pattern.regex: invalid RE2 regex "("`},
 		{"validate clusters true", &routev3.RouteConfiguration{ValidateClusters: wrapperspb.Bool(true)}, "validate_clusters: not supported"},
 		{"duplicate domain", &routev3.RouteConfiguration{VirtualHosts: []*routev3.VirtualHost{
 			{Name: "a", Domains: []string{"x"}}, {Name: "b", Domains: []string{"X"}}}}, `domain "x" is already served`},
@@ -363,6 +389,214 @@ func TestRewrites(t *testing.T) {
 	_, r = tab.Match(req("/teapot"))
 	if r.Action.Kind != DirectResponse || r.Action.Status != 418 {
 		t.Errorf("direct response %+v", r.Action)
+	}
+}
+
+func TestRegexRewrite(t *testing.T) {
+	tests := []struct {
+		name, pattern, subst, path, want string
+	}{
+		{"Envoy's example: capture groups", `^/service/([^/]+)(/.*)$`, `\2/instance/\1`, "/service/foo/v1/api", "/v1/api/instance/foo"},
+		{"every match is replaced", `one`, `two`, "/xxx/one/yyy/one/zzz", "/xxx/two/yyy/two/zzz"},
+		{"the query is kept and not rewritten", `a`, `b`, "/a/a?a=a", "/b/b?a=a"},
+		{"whole match and literal dollar", `/v(\d)`, `/$\0-\1`, "/v1/x", "/$/v1-1/x"},
+		{"a backslash", `x`, `\\`, "/x", `/\`},
+		{"no match leaves the path", `nothing`, `x`, "/a?b", "/a?b"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			tab, err := Compile(&routev3.RouteConfiguration{VirtualHosts: []*routev3.VirtualHost{{Name: "all", Domains: []string{"*"},
+				Routes: []*routev3.Route{{Match: prefix("/"), Action: &routev3.Route_Route{Route: &routev3.RouteAction{
+					ClusterSpecifier: &routev3.RouteAction_Cluster{Cluster: "c"},
+					RegexRewrite:     &matcherv3.RegexMatchAndSubstitute{Pattern: regex(tt.pattern), Substitution: tt.subst}}}}}}}})
+			if err != nil {
+				t.Fatal(err)
+			}
+			_, r := tab.Match(req(tt.path))
+			if got := r.RewritePath(tt.path); got != tt.want {
+				t.Errorf("RewritePath(%q) = %q, want %q", tt.path, got, tt.want)
+			}
+		})
+	}
+}
+
+// TestHeaderMutationOrder checks Envoy's order: the weighted cluster's mutations first, then
+// the route's, the virtual host's and the route configuration's, so a less specific
+// overwrite wins; most_specific_header_mutations_wins reverses the route's three.
+func TestHeaderMutationOrder(t *testing.T) {
+	set := func(v string) []*corev3.HeaderValueOption {
+		return []*corev3.HeaderValueOption{{Header: &corev3.HeaderValue{Key: "x-level", Value: v},
+			AppendAction: corev3.HeaderValueOption_OVERWRITE_IF_EXISTS_OR_ADD},
+			{Header: &corev3.HeaderValue{Key: "x-trail", Value: v}}}
+	}
+	build := func(mostSpecificWins bool) *Table {
+		tab, err := Compile(&routev3.RouteConfiguration{
+			RequestHeadersToAdd: set("global"), ResponseHeadersToAdd: set("global"),
+			MostSpecificHeaderMutationsWins: mostSpecificWins,
+			VirtualHosts: []*routev3.VirtualHost{{Name: "all", Domains: []string{"*"},
+				RequestHeadersToAdd: set("vhost"), ResponseHeadersToAdd: set("vhost"),
+				Routes: []*routev3.Route{{Match: prefix("/"),
+					RequestHeadersToAdd: set("route"), ResponseHeadersToAdd: set("route"),
+					Action: &routev3.Route_Route{Route: &routev3.RouteAction{
+						ClusterSpecifier: &routev3.RouteAction_WeightedClusters{WeightedClusters: &routev3.WeightedCluster{
+							Clusters: []*routev3.WeightedCluster_ClusterWeight{{Name: "a", Weight: wrapperspb.UInt32(1),
+								RequestHeadersToAdd: set("cluster"), ResponseHeadersToAdd: set("cluster")}}}}}}}}}}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return tab
+	}
+	for _, tt := range []struct {
+		mostSpecificWins bool
+		wantLevel        string
+		wantTrail        string
+	}{
+		{false, "global", "cluster,route,vhost,global"},
+		{true, "route", "cluster,global,vhost,route"},
+	} {
+		_, r := build(tt.mostSpecificWins).Match(req("/"))
+		_, branch := r.Action.Pick(req("/"))
+		for _, dir := range []struct {
+			name   string
+			branch *filter.HeaderOps
+			levels []*filter.HeaderOps
+		}{{"request", branch.RequestHeaders, r.RequestHeaders}, {"response", branch.ResponseHeaders, r.ResponseHeaders}} {
+			h := http.Header{}
+			dir.branch.Apply(h)
+			filter.ApplyAll(dir.levels, h)
+			if got := h.Get("X-Level"); got != tt.wantLevel {
+				t.Errorf("most_specific_header_mutations_wins=%v %s: x-level %q, want %q", tt.mostSpecificWins, dir.name, got, tt.wantLevel)
+			}
+			if got := strings.Join(h["X-Trail"], ","); got != tt.wantTrail {
+				t.Errorf("most_specific_header_mutations_wins=%v %s: x-trail %q, want %q", tt.mostSpecificWins, dir.name, got, tt.wantTrail)
+			}
+		}
+	}
+}
+
+func TestMirrorPolicies(t *testing.T) {
+	for in, want := range map[string]string{
+		"httpbin:8000": "httpbin-shadow:8000", "httpbin": "httpbin-shadow",
+		"[::1]:80": "[::1]-shadow:80", "10.0.0.1": "10.0.0.1-shadow",
+	} {
+		if got := ShadowAuthority(in); got != want {
+			t.Errorf("ShadowAuthority(%q) = %q, want %q", in, got, want)
+		}
+	}
+	tab, err := Compile(&routev3.RouteConfiguration{VirtualHosts: []*routev3.VirtualHost{{Name: "all", Domains: []string{"*"},
+		Routes: []*routev3.Route{{Match: prefix("/"), Action: &routev3.Route_Route{Route: &routev3.RouteAction{
+			ClusterSpecifier: &routev3.RouteAction_Cluster{Cluster: "v1"},
+			RequestMirrorPolicies: []*routev3.RouteAction_RequestMirrorPolicy{
+				{Cluster: "v2"},
+				{Cluster: "v3", DisableShadowHostSuffixAppend: true, RuntimeFraction: &corev3.RuntimeFractionalPercent{
+					DefaultValue: &typev3.FractionalPercent{Numerator: 0}}},
+			}}}}}}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, r := tab.Match(req("/"))
+	m := r.Action.Mirrors
+	if len(m) != 2 || !m[0].Fraction.Hit() || m[0].KeepHost || !m[1].Fraction.Never() || !m[1].KeepHost {
+		t.Errorf("mirrors %+v", m)
+	}
+	if got := strings.Join(tab.Clusters(), ","); got != "v1,v2,v3" {
+		t.Errorf("Clusters() = %s: mirror clusters must warm too", got)
+	}
+}
+
+func TestTypedPerFilterConfig(t *testing.T) {
+	policy := func(methods string) *anypb.Any {
+		a, _ := anypb.New(&corsv3.CorsPolicy{AllowMethods: methods,
+			AllowOriginStringMatch: []*matcherv3.StringMatcher{exactString("https://a.com")}})
+		return a
+	}
+	wrap := func(cfg *anypb.Any, optional, disabled bool) *anypb.Any {
+		a, _ := anypb.New(&routev3.FilterConfig{Config: cfg, IsOptional: optional, Disabled: disabled})
+		return a
+	}
+	other, _ := anypb.New(&routev3.FilterConfig{})
+	build := func(vhost, route map[string]*anypb.Any) (*Table, error) {
+		return Compile(&routev3.RouteConfiguration{VirtualHosts: []*routev3.VirtualHost{{Name: "all", Domains: []string{"*"},
+			TypedPerFilterConfig: vhost,
+			Routes:               []*routev3.Route{{Match: prefix("/"), Action: toCluster("c"), TypedPerFilterConfig: route}}}}})
+	}
+	tests := []struct {
+		name         string
+		vhost, route map[string]*anypb.Any
+		wantCORS     bool
+		wantErr      string
+	}{
+		{"route policy", nil, map[string]*anypb.Any{"envoy.filters.http.cors": policy("GET")}, true, ""},
+		{"virtual host policy", map[string]*anypb.Any{"envoy.filters.http.cors": policy("GET")}, nil, true, ""},
+		{"wrapped in a FilterConfig", nil, map[string]*anypb.Any{"envoy.filters.http.cors": wrap(policy("GET"), false, false)}, true, ""},
+		{"disabled on the route over a virtual host policy", map[string]*anypb.Any{"envoy.filters.http.cors": policy("GET")},
+			map[string]*anypb.Any{"envoy.filters.http.cors": wrap(nil, false, true)}, false, ""},
+		{"an optional unknown filter is skipped", nil, map[string]*anypb.Any{"envoy.filters.http.lua": wrap(other, true, false)}, false, ""},
+		{"an unknown filter", nil, map[string]*anypb.Any{"envoy.filters.http.lua": other}, false,
+			`routes[0].typed_per_filter_config["envoy.filters.http.lua"]: filter "envoy.filters.http.lua" is not supported by sluice-proxy`},
+		{"the wrong config type", nil, map[string]*anypb.Any{"envoy.filters.http.cors": other}, false, "must be a type.googleapis.com/envoy.extensions.filters.http.cors.v3.CorsPolicy"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			tab, err := build(tt.vhost, tt.route)
+			if tt.wantErr != "" {
+				if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
+					t.Fatalf("error %v, want %q", err, tt.wantErr)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			_, r := tab.Match(req("/"))
+			if got := r.CORS != nil; got != tt.wantCORS {
+				t.Errorf("CORS policy present %v, want %v", got, tt.wantCORS)
+			}
+		})
+	}
+}
+
+func TestFaultPerFilterPrecedence(t *testing.T) {
+	fault := func(status uint32) *anypb.Any {
+		a, _ := anypb.New(&faultv3.HTTPFault{Abort: &faultv3.FaultAbort{ErrorType: &faultv3.FaultAbort_HttpStatus{HttpStatus: status},
+			Percentage: &typev3.FractionalPercent{Numerator: 100}}})
+		return a
+	}
+	disabled, _ := anypb.New(&routev3.FilterConfig{Disabled: true})
+	tests := []struct {
+		name         string
+		vhost, route *anypb.Any
+		wantSet      bool
+		wantStatus   int // 0: no fault
+	}{
+		{"nothing: the listener's config applies", nil, nil, false, 0},
+		{"virtual host", fault(501), nil, true, 501},
+		{"the route's wins whole", fault(501), fault(502), true, 502},
+		{"disabled on the route", fault(501), disabled, true, 0},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			pf := func(a *anypb.Any) map[string]*anypb.Any {
+				if a == nil {
+					return nil
+				}
+				return map[string]*anypb.Any{"envoy.filters.http.fault": a}
+			}
+			tab, err := Compile(&routev3.RouteConfiguration{VirtualHosts: []*routev3.VirtualHost{{Name: "all", Domains: []string{"*"},
+				TypedPerFilterConfig: pf(tt.vhost),
+				Routes:               []*routev3.Route{{Match: prefix("/"), Action: toCluster("c"), TypedPerFilterConfig: pf(tt.route)}}}}})
+			if err != nil {
+				t.Fatal(err)
+			}
+			_, r := tab.Match(req("/"))
+			status := 0
+			if r.Fault != nil {
+				status, _, _ = r.Fault.Abort()
+			}
+			if r.FaultSet != tt.wantSet || status != tt.wantStatus {
+				t.Errorf("FaultSet %v status %d, want %v %d", r.FaultSet, status, tt.wantSet, tt.wantStatus)
+			}
+		})
 	}
 }
 
