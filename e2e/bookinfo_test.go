@@ -1,6 +1,7 @@
 package e2e
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -159,6 +160,7 @@ func (cp *controlPlane) waitSynced(t *testing.T, rev int64) {
 type reviewsResult struct {
 	Podname string
 	Color   string // "", "black" or "red"
+	Error   string // the rating's error text, when ratings failed
 }
 
 // bookinfoClient calls Bookinfo through the ingress gateway, signed in as user when not empty.
@@ -196,6 +198,7 @@ func (m *bookinfoMesh) reviews(t *testing.T, c *http.Client) reviewsResult {
 		Reviews []struct {
 			Rating *struct {
 				Color string `json:"color"`
+				Error string `json:"error"`
 			} `json:"rating"`
 		} `json:"reviews"`
 	}
@@ -205,6 +208,7 @@ func (m *bookinfoMesh) reviews(t *testing.T, c *http.Client) reviewsResult {
 	r := reviewsResult{Podname: body.Podname}
 	if len(body.Reviews) > 0 && body.Reviews[0].Rating != nil {
 		r.Color = body.Reviews[0].Rating.Color
+		r.Error = body.Reviews[0].Rating.Error
 	}
 	return r
 }
@@ -367,5 +371,65 @@ func TestBookinfoConformance(t *testing.T) {
 		if got := status(t, anon, gw+"/status/200", "other.example.com"); got != 404 {
 			t.Errorf("unknown host: %d, want 404", got)
 		}
+	})
+
+	t.Run("ratings abort for jason", func(t *testing.T) {
+		cp.apply(t, sample(t, "bookinfo/networking/virtual-service-all-v1.yaml"))
+		cp.apply(t, sample(t, "bookinfo/networking/virtual-service-reviews-test-v2.yaml"))
+		cp.apply(t, sample(t, "bookinfo/networking/virtual-service-ratings-test-abort.yaml"))
+		for range 10 {
+			if r := m.reviews(t, jason); r.Error != "Ratings service is currently unavailable" {
+				t.Fatalf("jason: %+v, want the ratings error on every review", r)
+			}
+			if r := m.reviews(t, anon); r.Color != "" || r.Error != "" {
+				t.Fatalf("others: %+v, want no stars and no error", r)
+			}
+		}
+	})
+
+	t.Run("details abort 555", func(t *testing.T) {
+		cp.apply(t, sample(t, "bookinfo/networking/fault-injection-details-v1.yaml"))
+		if got := status(t, anon, "http://"+m.gateway+":8080/api/v1/products/0", ""); got != 555 {
+			t.Errorf("/api/v1/products/0 with details aborted: %d, want 555", got)
+		}
+		resp, err := anon.Get("http://" + m.gateway + ":8080/productpage")
+		if err != nil {
+			t.Fatal(err)
+		}
+		page, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if !strings.Contains(string(page), "Sorry, product details are currently unavailable for this book.") {
+			t.Errorf("the product page does not show the details error")
+		}
+	})
+
+	t.Run("mirroring", func(t *testing.T) {
+		cp.apply(t, sample(t, "tasks/task-mirroring.yaml"))
+		v2 := "http://" + m.apps["httpbin-v2"].addr + ":18000/__sluice/seen"
+		caller := m.apps["productpage-v1"].addr + ":15001"
+		for range 20 {
+			req, _ := http.NewRequest(http.MethodGet, "http://"+caller+"/headers", nil)
+			req.Host = "httpbin:8000"
+			resp, err := anon.Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			resp.Body.Close()
+			if resp.StatusCode != 200 || resp.Header.Get("X-Httpbin-Version") != "v1" {
+				t.Fatalf("httpbin through the mesh: %d from %q, want 200 from v1", resp.StatusCode, resp.Header.Get("X-Httpbin-Version"))
+			}
+		}
+		eventually(t, 10*time.Second, "v2 sees the shadow copies", func() error {
+			var seen struct {
+				Hosts map[string]int `json:"hosts"`
+			}
+			if _, err := getJSON(context.Background(), v2, &seen); err != nil {
+				return err
+			}
+			if n := seen.Hosts["httpbin-shadow:8000"]; n < 20 {
+				return fmt.Errorf("v2 saw %v", seen.Hosts)
+			}
+			return nil
+		})
 	})
 }

@@ -9,6 +9,7 @@ import (
 	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
 	routev3 "github.com/envoyproxy/go-control-plane/envoy/config/route/v3"
 	matcherv3 "github.com/envoyproxy/go-control-plane/envoy/type/matcher/v3"
+	"google.golang.org/protobuf/types/known/anypb"
 	"google.golang.org/protobuf/types/known/durationpb"
 	"google.golang.org/protobuf/types/known/wrapperspb"
 	networking "istio.io/api/networking/v1alpha3"
@@ -197,6 +198,15 @@ func (c *routeCtx) action(e *vsEntry, rule *networking.HTTPRoute, r *routev3.Rou
 	default:
 		r.Action = &routev3.Route_Route{Route: c.routeAction(e, rule)}
 	}
+	if c.features.HeaderRewrite {
+		r.RequestHeadersToAdd, r.RequestHeadersToRemove = headerOps(rule.GetHeaders().GetRequest())
+		r.ResponseHeadersToAdd, r.ResponseHeadersToRemove = headerOps(rule.GetHeaders().GetResponse())
+	}
+	if f := rule.GetFault(); f != nil && c.features.Fault {
+		if cfg := faultConfig(f); cfg != nil {
+			r.TypedPerFilterConfig = map[string]*anypb.Any{faultFilterName: mustAny(cfg)}
+		}
+	}
 	c.unsupported(e, rule)
 }
 
@@ -263,17 +273,37 @@ func (c *routeCtx) routeAction(e *vsEntry, rule *networking.HTTPRoute) *routev3.
 		if len(rule.GetRoute()) == 1 {
 			w = 100
 		}
-		weighted = append(weighted, &routev3.WeightedCluster_ClusterWeight{Name: name, Weight: wrapperspb.UInt32(uint32(w))})
+		cw := &routev3.WeightedCluster_ClusterWeight{Name: name, Weight: wrapperspb.UInt32(uint32(w))}
+		if c.features.HeaderRewrite {
+			cw.RequestHeadersToAdd, cw.RequestHeadersToRemove = headerOps(d.GetHeaders().GetRequest())
+			cw.ResponseHeadersToAdd, cw.ResponseHeadersToRemove = headerOps(d.GetHeaders().GetResponse())
+		}
+		weighted = append(weighted, cw)
 	}
-	switch len(weighted) {
-	case 0:
+	// Per-destination headers only exist on weighted clusters; a single destination that
+	// carries some keeps the weighted form.
+	single := len(weighted) == 1 && len(weighted[0].RequestHeadersToAdd)+len(weighted[0].RequestHeadersToRemove)+
+		len(weighted[0].ResponseHeadersToAdd)+len(weighted[0].ResponseHeadersToRemove) == 0
+	switch {
+	case len(weighted) == 0:
 		// Validation refuses a rule without destinations; answer as Envoy does for a
 		// cluster that does not exist rather than send an invalid route.
 		ra.ClusterSpecifier = &routev3.RouteAction_Cluster{Cluster: "no-destination"}
-	case 1:
+	case single:
 		ra.ClusterSpecifier = &routev3.RouteAction_Cluster{Cluster: weighted[0].Name}
 	default:
 		ra.ClusterSpecifier = &routev3.RouteAction_WeightedClusters{WeightedClusters: &routev3.WeightedCluster{Clusters: weighted}}
+	}
+	if c.features.Retries {
+		ra.RetryPolicy = retryPolicy(rule.GetRetries())
+	}
+	if c.features.Mirror {
+		if m := rule.GetMirror(); m != nil {
+			ra.RequestMirrorPolicies = append(ra.RequestMirrorPolicies, mirrorPolicy(c.destinationCluster(e, m), rule.GetMirrorPercentage(), rule.GetMirrorPercent()))
+		}
+		for _, m := range rule.GetMirrors() {
+			ra.RequestMirrorPolicies = append(ra.RequestMirrorPolicies, mirrorPolicy(c.destinationCluster(e, m.GetDestination()), m.GetPercentage(), nil))
+		}
 	}
 	if rw := rule.GetRewrite(); rw != nil {
 		if rw.GetUri() != "" {

@@ -52,13 +52,15 @@ func TestTranslateIstioSamples(t *testing.T) {
 		files []string
 		proxy registry.Workload
 		// only restricts the golden file to some types, to keep it readable.
-		only string
+		only     string
+		features Features
 	}{
-		{"productpage-reviews-jason-v2-v3", []string{"bookinfo/networking/destination-rule-all.yaml", "bookinfo/networking/virtual-service-reviews-jason-v2-v3.yaml"}, ws[0], "routes"},
-		{"productpage-reviews-80-20", []string{"bookinfo/networking/destination-rule-all.yaml", "bookinfo/networking/virtual-service-reviews-80-20.yaml"}, ws[0], "routes"},
-		{"productpage-subset-clusters", []string{"bookinfo/networking/destination-rule-all.yaml"}, ws[0], "clusters"},
-		{"productpage-subset-endpoints", []string{"bookinfo/networking/destination-rule-all.yaml"}, ws[0], "endpoints"},
-		{"gateway-bookinfo", []string{"bookinfo/networking/bookinfo-gateway.yaml"}, ws[6], "listeners+routes"},
+		{"productpage-faults-retries", []string{"bookinfo/networking/destination-rule-all.yaml", "bookinfo/networking/virtual-service-ratings-test-abort.yaml", "bookinfo/networking/virtual-service-reviews-test-v2.yaml"}, ws[0], "routes", Features{Fault: true, Retries: true, HeaderRewrite: true, Mirror: true}},
+		{"productpage-reviews-jason-v2-v3", []string{"bookinfo/networking/destination-rule-all.yaml", "bookinfo/networking/virtual-service-reviews-jason-v2-v3.yaml"}, ws[0], "routes", Features{}},
+		{"productpage-reviews-80-20", []string{"bookinfo/networking/destination-rule-all.yaml", "bookinfo/networking/virtual-service-reviews-80-20.yaml"}, ws[0], "routes", Features{}},
+		{"productpage-subset-clusters", []string{"bookinfo/networking/destination-rule-all.yaml"}, ws[0], "clusters", Features{}},
+		{"productpage-subset-endpoints", []string{"bookinfo/networking/destination-rule-all.yaml"}, ws[0], "endpoints", Features{}},
+		{"gateway-bookinfo", []string{"bookinfo/networking/bookinfo-gateway.yaml"}, ws[6], "listeners+routes", Features{}},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -71,6 +73,7 @@ func TestTranslateIstioSamples(t *testing.T) {
 			}
 			mesh := BuildMesh(ws)
 			mesh.Config = IndexConfig(rs)
+			mesh.Features = tc.features
 			sh := newShared(mesh)
 			res := BuildProxy(tc.proxy, sh)
 			if len(sh.problems) > 0 {

@@ -13,6 +13,7 @@ import (
 	endpointv3 "github.com/envoyproxy/go-control-plane/envoy/config/endpoint/v3"
 	listenerv3 "github.com/envoyproxy/go-control-plane/envoy/config/listener/v3"
 	routev3 "github.com/envoyproxy/go-control-plane/envoy/config/route/v3"
+	faultv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/http/fault/v3"
 	routerv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/http/router/v3"
 	hcmv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/http_connection_manager/v3"
 	httpv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/upstreams/http/v3"
@@ -243,7 +244,7 @@ func BuildProxy(w registry.Workload, sh *shared) *Resources {
 		r.Listeners = sh.apiListeners(w)
 		return r
 	}
-	r.Listeners = append(r.Listeners, outboundListener(w.Address))
+	r.Listeners = append(r.Listeners, outboundListener(w.Address, sh.mesh.Features.Fault))
 	// The shared slice is clipped so that appending copies instead of writing into it.
 	r.Clusters = slices.Clip(r.Clusters)
 	for _, p := range w.Ports {
@@ -269,7 +270,7 @@ func (sh *shared) apiListeners(w registry.Workload) []types.Resource {
 				out = append(out, &listenerv3.Listener{
 					Name: name,
 					ApiListener: &listenerv3.ApiListener{
-						ApiListener: mustAny(rdsManager("outbound", meta.OutboundRouteName)),
+						ApiListener: mustAny(rdsManager("outbound", meta.OutboundRouteName, sh.mesh.Features.Fault)),
 					},
 				})
 			}
@@ -278,19 +279,27 @@ func (sh *shared) apiListeners(w registry.Workload) []types.Resource {
 	return out
 }
 
-func outboundListener(addr netip.Addr) *listenerv3.Listener {
-	return listener(meta.OutboundListenerName, addr, meta.OutboundPort, rdsManager("outbound", meta.OutboundRouteName))
+func outboundListener(addr netip.Addr, fault bool) *listenerv3.Listener {
+	return listener(meta.OutboundListenerName, addr, meta.OutboundPort, rdsManager("outbound", meta.OutboundRouteName, fault))
 }
 
-// rdsManager is an HttpConnectionManager whose routes come over RDS.
-func rdsManager(statPrefix, routeName string) *hcmv3.HttpConnectionManager {
+// rdsManager is an HttpConnectionManager whose routes come over RDS. With fault, the fault
+// filter runs before the router, configured per route.
+func rdsManager(statPrefix, routeName string, fault bool) *hcmv3.HttpConnectionManager {
+	filters := routerFilter()
+	if fault {
+		filters = append([]*hcmv3.HttpFilter{{
+			Name:       faultFilterName,
+			ConfigType: &hcmv3.HttpFilter_TypedConfig{TypedConfig: mustAny(&faultv3.HTTPFault{})},
+		}}, filters...)
+	}
 	return &hcmv3.HttpConnectionManager{
 		StatPrefix: statPrefix,
 		RouteSpecifier: &hcmv3.HttpConnectionManager_Rds{Rds: &hcmv3.Rds{
 			RouteConfigName: routeName,
 			ConfigSource:    adsSource(),
 		}},
-		HttpFilters: routerFilter(),
+		HttpFilters: filters,
 	}
 }
 
