@@ -432,4 +432,33 @@ func TestBookinfoConformance(t *testing.T) {
 			return nil
 		})
 	})
+
+	t.Run("corsPolicy preflight answered by the sidecar", func(t *testing.T) {
+		cp.apply(t, `apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata: {name: httpbin}
+spec:
+  hosts: [httpbin]
+  http:
+  - route:
+    - destination: {host: httpbin, subset: v1}
+    corsPolicy:
+      allowOrigins: [{exact: "https://shop.example.com"}]
+      allowMethods: [GET, POST]
+      maxAge: 24h
+`)
+		req, _ := http.NewRequest(http.MethodOptions, "http://"+m.apps["productpage-v1"].addr+":15001/anything", nil)
+		req.Host = "httpbin:8000"
+		req.Header.Set("Origin", "https://shop.example.com")
+		req.Header.Set("Access-Control-Request-Method", "POST")
+		resp, err := anon.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != 200 || resp.Header.Get("Access-Control-Allow-Origin") != "https://shop.example.com" ||
+			!strings.Contains(resp.Header.Get("Access-Control-Allow-Methods"), "POST") || resp.Header.Get("Access-Control-Max-Age") != "86400" {
+			t.Errorf("preflight: %d %v", resp.StatusCode, resp.Header)
+		}
+	})
 }

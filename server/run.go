@@ -61,7 +61,7 @@ type Config struct {
 // proxyFeatures lists the optional route and cluster features this release's sluice-proxy
 // enforces; the translator leaves the others out of the proxies' configuration and reports
 // them (see xds.Features).
-var proxyFeatures = xds.Features{HeaderRewrite: true, RegexRewrite: true, Retries: true, Fault: true, Mirror: true}
+var proxyFeatures = xds.Features{HeaderRewrite: true, RegexRewrite: true, Retries: true, Fault: true, Mirror: true, CORS: true}
 
 // usageError marks bad flags or arguments: main prints it and exits 2.
 type usageError struct{ msg string }

@@ -57,7 +57,7 @@ func (sh *shared) gatewayListeners(w registry.Workload) []types.Resource {
 	var out []types.Resource
 	for _, port := range sortedPorts(servers) {
 		name := "gateway|" + strconv.FormatUint(uint64(port), 10)
-		out = append(out, listener(name, w.Address, port, rdsManager("gateway_"+strconv.FormatUint(uint64(port), 10), gatewayRouteName(port), sh.mesh.Features.Fault)))
+		out = append(out, listener(name, w.Address, port, rdsManager("gateway_"+strconv.FormatUint(uint64(port), 10), gatewayRouteName(port), sh.mesh.Features, true)))
 	}
 	return out
 }

@@ -9,13 +9,41 @@ import (
 	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
 	routev3 "github.com/envoyproxy/go-control-plane/envoy/config/route/v3"
 	faultcommonv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/common/fault/v3"
+	corsv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/http/cors/v3"
 	faultv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/http/fault/v3"
+	matcherv3 "github.com/envoyproxy/go-control-plane/envoy/type/matcher/v3"
 	typev3 "github.com/envoyproxy/go-control-plane/envoy/type/v3"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/protobuf/types/known/durationpb"
 	"google.golang.org/protobuf/types/known/wrapperspb"
 	networking "istio.io/api/networking/v1alpha3"
 )
+
+// corsFilterName is the HTTP filter that answers CORS preflights and adds CORS headers;
+// routes configure it through typed_per_filter_config under this name.
+const corsFilterName = "envoy.filters.http.cors"
+
+// corsPolicy is a rule's corsPolicy in Envoy's form.
+func corsPolicy(p *networking.CorsPolicy) *corsv3.CorsPolicy {
+	out := &corsv3.CorsPolicy{
+		AllowMethods:     strings.Join(p.GetAllowMethods(), ","),
+		AllowHeaders:     strings.Join(p.GetAllowHeaders(), ","),
+		ExposeHeaders:    strings.Join(p.GetExposeHeaders(), ","),
+		AllowCredentials: p.GetAllowCredentials(),
+	}
+	for _, o := range p.GetAllowOrigins() {
+		if sm := stringMatcher(o); sm != nil {
+			out.AllowOriginStringMatch = append(out.AllowOriginStringMatch, sm)
+		}
+	}
+	for _, o := range p.GetAllowOrigin() { // the deprecated exact list
+		out.AllowOriginStringMatch = append(out.AllowOriginStringMatch, &matcherv3.StringMatcher{MatchPattern: &matcherv3.StringMatcher_Exact{Exact: o}})
+	}
+	if d := p.GetMaxAge(); d != nil {
+		out.MaxAge = strconv.FormatInt(int64(d.AsDuration().Seconds()), 10)
+	}
+	return out
+}
 
 // faultFilterName is the HTTP filter that injects VirtualService faults; routes configure it
 // through typed_per_filter_config under this name.

@@ -204,10 +204,20 @@ func (c *routeCtx) action(e *vsEntry, rule *networking.HTTPRoute, r *routev3.Rou
 	}
 	if f := rule.GetFault(); f != nil && c.features.Fault {
 		if cfg := faultConfig(f); cfg != nil {
-			r.TypedPerFilterConfig = map[string]*anypb.Any{faultFilterName: mustAny(cfg)}
+			setFilterConfig(r, faultFilterName, mustAny(cfg))
 		}
 	}
+	if cp := rule.GetCorsPolicy(); cp != nil && c.features.CORS {
+		setFilterConfig(r, corsFilterName, mustAny(corsPolicy(cp)))
+	}
 	c.unsupported(e, rule)
+}
+
+func setFilterConfig(r *routev3.Route, name string, cfg *anypb.Any) {
+	if r.TypedPerFilterConfig == nil {
+		r.TypedPerFilterConfig = map[string]*anypb.Any{}
+	}
+	r.TypedPerFilterConfig[name] = cfg
 }
 
 // unsupported reports the rule's features the proxies do not enforce yet.

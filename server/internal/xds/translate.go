@@ -13,6 +13,7 @@ import (
 	endpointv3 "github.com/envoyproxy/go-control-plane/envoy/config/endpoint/v3"
 	listenerv3 "github.com/envoyproxy/go-control-plane/envoy/config/listener/v3"
 	routev3 "github.com/envoyproxy/go-control-plane/envoy/config/route/v3"
+	corsv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/http/cors/v3"
 	faultv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/http/fault/v3"
 	routerv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/http/router/v3"
 	hcmv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/http_connection_manager/v3"
@@ -190,7 +191,12 @@ func (sh *shared) hostRoutes(w registry.Workload, host string, port uint32) []*r
 		ctx := &routeCtx{mesh: sh.mesh, features: sh.mesh.Features, proxy: w, port: port, host: host, problems: &sh.problems}
 		return ctx.httpRoutes(e)
 	}
-	return []*routev3.Route{defaultRoute(meta.OutboundCluster(port, "", host))}
+	r := defaultRoute(meta.OutboundCluster(port, "", host))
+	if sh.mesh.Features.Retries {
+		// Istio retries connection failures on every route, with or without a VirtualService.
+		r.GetRoute().RetryPolicy = retryPolicy(nil)
+	}
+	return []*routev3.Route{r}
 }
 
 func defaultRoute(cluster string) *routev3.Route {
@@ -244,7 +250,7 @@ func BuildProxy(w registry.Workload, sh *shared) *Resources {
 		r.Listeners = sh.apiListeners(w)
 		return r
 	}
-	r.Listeners = append(r.Listeners, outboundListener(w.Address, sh.mesh.Features.Fault))
+	r.Listeners = append(r.Listeners, outboundListener(w.Address, sh.mesh.Features))
 	// The shared slice is clipped so that appending copies instead of writing into it.
 	r.Clusters = slices.Clip(r.Clusters)
 	for _, p := range w.Ports {
@@ -270,7 +276,7 @@ func (sh *shared) apiListeners(w registry.Workload) []types.Resource {
 				out = append(out, &listenerv3.Listener{
 					Name: name,
 					ApiListener: &listenerv3.ApiListener{
-						ApiListener: mustAny(rdsManager("outbound", meta.OutboundRouteName, sh.mesh.Features.Fault)),
+						ApiListener: mustAny(rdsManager("outbound", meta.OutboundRouteName, sh.mesh.Features, false)),
 					},
 				})
 			}
@@ -279,20 +285,28 @@ func (sh *shared) apiListeners(w registry.Workload) []types.Resource {
 	return out
 }
 
-func outboundListener(addr netip.Addr, fault bool) *listenerv3.Listener {
-	return listener(meta.OutboundListenerName, addr, meta.OutboundPort, rdsManager("outbound", meta.OutboundRouteName, fault))
+func outboundListener(addr netip.Addr, f Features) *listenerv3.Listener {
+	return listener(meta.OutboundListenerName, addr, meta.OutboundPort, rdsManager("outbound", meta.OutboundRouteName, f, true))
 }
 
-// rdsManager is an HttpConnectionManager whose routes come over RDS. With fault, the fault
-// filter runs before the router, configured per route.
-func rdsManager(statPrefix, routeName string, fault bool) *hcmv3.HttpConnectionManager {
-	filters := routerFilter()
-	if fault {
-		filters = append([]*hcmv3.HttpFilter{{
+// rdsManager is an HttpConnectionManager whose routes come over RDS. The CORS and fault
+// filters run before the router, in Istio's order, configured per route; the CORS filter
+// only where a browser's requests can arrive (not on proxyless gRPC clients).
+func rdsManager(statPrefix, routeName string, f Features, cors bool) *hcmv3.HttpConnectionManager {
+	var filters []*hcmv3.HttpFilter
+	if f.CORS && cors {
+		filters = append(filters, &hcmv3.HttpFilter{
+			Name:       corsFilterName,
+			ConfigType: &hcmv3.HttpFilter_TypedConfig{TypedConfig: mustAny(&corsv3.Cors{})},
+		})
+	}
+	if f.Fault {
+		filters = append(filters, &hcmv3.HttpFilter{
 			Name:       faultFilterName,
 			ConfigType: &hcmv3.HttpFilter_TypedConfig{TypedConfig: mustAny(&faultv3.HTTPFault{})},
-		}}, filters...)
+		})
 	}
+	filters = append(filters, routerFilter()...)
 	return &hcmv3.HttpConnectionManager{
 		StatPrefix: statPrefix,
 		RouteSpecifier: &hcmv3.HttpConnectionManager_Rds{Rds: &hcmv3.Rds{
