@@ -77,52 +77,13 @@ func sample(t *testing.T, rel string) string {
 // has acknowledged the resulting revision (read from /api/v1/proxies, not slept on).
 func (cp *controlPlane) apply(t *testing.T, yaml string) {
 	t.Helper()
-	req, err := http.NewRequest(http.MethodPost, "http://"+cp.httpAddr+"/api/v1/apply", strings.NewReader(yaml))
-	if err != nil {
-		t.Fatal(err)
-	}
-	req.Header.Set("Content-Type", "application/yaml")
-	req.Header.Set("X-CSRF-Token", cp.csrf)
-	resp, err := cp.api.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	body, _ := io.ReadAll(resp.Body)
-	resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		t.Fatalf("apply: %d %s", resp.StatusCode, body)
-	}
-	var out struct {
-		Revision int64 `json:"revision"`
-	}
-	if err := json.Unmarshal(body, &out); err != nil {
-		t.Fatal(err)
-	}
-	cp.waitSynced(t, out.Revision)
+	cp.waitSynced(t, revisionOf(t, cp.write(t, http.MethodPost, "/api/v1/apply", "application/yaml", yaml, http.StatusOK)))
 }
 
 // setTraffic moves a service's canary slider through the REST API and returns the revision.
 func (cp *controlPlane) setTraffic(t testing.TB, service, body string) int64 {
 	t.Helper()
-	req, err := http.NewRequest(http.MethodPut, "http://"+cp.httpAddr+"/api/v1/namespaces/default/services/"+service+"/traffic", strings.NewReader(body))
-	if err != nil {
-		t.Fatal(err)
-	}
-	req.Header.Set("Content-Type", "application/json")
-	req.Header.Set("X-CSRF-Token", cp.csrf)
-	resp, err := cp.api.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	var out struct {
-		Revision int64 `json:"revision"`
-	}
-	b, _ := io.ReadAll(resp.Body)
-	if resp.StatusCode != http.StatusOK || json.Unmarshal(b, &out) != nil {
-		t.Fatalf("set traffic of %s: %d %s", service, resp.StatusCode, b)
-	}
-	return out.Revision
+	return revisionOf(t, cp.write(t, http.MethodPut, "/api/v1/namespaces/default/services/"+service+"/traffic", "application/json", body, http.StatusOK))
 }
 
 // waitSynced waits until every connected proxy has applied configuration revision rev.

@@ -236,26 +236,6 @@ func (cp *controlPlane) status(t *testing.T, path string) int {
 	return resp.StatusCode
 }
 
-// write sends a signed-in write and fails the test unless it answers want.
-func (cp *controlPlane) write(t *testing.T, method, path, contentType, body string, want int) {
-	t.Helper()
-	req, err := http.NewRequest(method, "http://"+cp.httpAddr+path, strings.NewReader(body))
-	if err != nil {
-		t.Fatal(err)
-	}
-	req.Header.Set("Content-Type", contentType)
-	req.Header.Set("X-CSRF-Token", cp.csrf)
-	resp, err := cp.api.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	if resp.StatusCode != want {
-		b, _ := io.ReadAll(resp.Body)
-		t.Fatalf("%s %s: %d %s, want %d", method, path, resp.StatusCode, b, want)
-	}
-}
-
 // httpGet fetches a page without signing in.
 func httpGet(t *testing.T, url string) string {
 	t.Helper()

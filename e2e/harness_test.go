@@ -367,3 +367,37 @@ func callThrough(from *workload, url string) (string, error) {
 	}
 	return h.Instance, nil
 }
+
+// write sends a signed-in write and fails the test unless it answers want; it returns the
+// answer's body.
+func (cp *controlPlane) write(t testing.TB, method, path, contentType, body string, want int) []byte {
+	t.Helper()
+	req, err := http.NewRequest(method, "http://"+cp.httpAddr+path, strings.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Content-Type", contentType)
+	req.Header.Set("X-CSRF-Token", cp.csrf)
+	resp, err := cp.api.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode != want {
+		t.Fatalf("%s %s: %d %s, want %d", method, path, resp.StatusCode, b, want)
+	}
+	return b
+}
+
+// revisionOf reads the revision a write's answer committed.
+func revisionOf(t testing.TB, answer []byte) int64 {
+	t.Helper()
+	var out struct {
+		Revision int64 `json:"revision"`
+	}
+	if err := json.Unmarshal(answer, &out); err != nil {
+		t.Fatalf("answer %s: %v", answer, err)
+	}
+	return out.Revision
+}

@@ -1,6 +1,7 @@
 package api
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -55,21 +56,18 @@ func pluralList() string {
 // handleListResources answers GET /api/v1/namespaces/{namespace}/{kind} and GET
 // /api/v1/{kind} (every namespace), with ?labelSelector=k=v,k2=v2.
 func handleListResources(cr ConfigReader, log *slog.Logger) http.HandlerFunc {
-	return func(w http.ResponseWriter, r *http.Request) {
+	return handle(log, func(w http.ResponseWriter, r *http.Request) error {
 		key, err := resourceKey(r)
 		if err != nil {
-			writeError(w, r, log, err)
-			return
+			return err
 		}
 		sel, err := parseSelector(r.URL.Query().Get("labelSelector"))
 		if err != nil {
-			writeError(w, r, log, err)
-			return
+			return err
 		}
 		objs, err := cr.List(r.Context(), key.Kind, key.Namespace)
 		if err != nil {
-			writeError(w, r, log, err)
-			return
+			return err
 		}
 		items := make([]*store.Object, 0, len(objs))
 		for _, o := range objs {
@@ -79,11 +77,11 @@ func handleListResources(cr ConfigReader, log *slog.Logger) http.HandlerFunc {
 		}
 		rev, err := cr.CurrentRevision(r.Context())
 		if err != nil {
-			writeError(w, r, log, err)
-			return
+			return err
 		}
 		writeJSON(w, http.StatusOK, map[string]any{"items": items, "revision": rev})
-	}
+		return nil
+	})
 }
 
 type selector map[string]string
@@ -114,25 +112,24 @@ func (s selector) matches(labels map[string]string) bool {
 
 // handleGetResource answers one resource, with its resourceVersion as the ETag.
 func handleGetResource(cr ConfigReader, log *slog.Logger) http.HandlerFunc {
-	return func(w http.ResponseWriter, r *http.Request) {
+	return handle(log, func(w http.ResponseWriter, r *http.Request) error {
 		key, err := resourceKey(r)
 		if err != nil {
-			writeError(w, r, log, err)
-			return
+			return err
 		}
 		o, err := cr.Get(r.Context(), key)
 		if err != nil {
-			writeError(w, r, log, err)
-			return
+			return err
 		}
 		w.Header().Set("ETag", strconv.Quote(o.Metadata.ResourceVersion))
 		if wantsYAML(r) {
 			w.Header().Set("Content-Type", "application/yaml")
 			_, _ = io.WriteString(w, changes.YAML(o))
-			return
+			return nil
 		}
 		writeJSON(w, http.StatusOK, o)
-	}
+		return nil
+	})
 }
 
 func wantsYAML(r *http.Request) bool {
@@ -183,29 +180,25 @@ func readBody(w http.ResponseWriter, r *http.Request, limit int64) ([]byte, erro
 
 // handlePutResource answers PUT (create or replace) and POST (create) of one resource.
 func handlePutResource(svc *changes.Service, log *slog.Logger, create bool) http.HandlerFunc {
-	return func(w http.ResponseWriter, r *http.Request) {
+	return handle(log, func(w http.ResponseWriter, r *http.Request) error {
 		key, err := resourceKey(r)
 		if err != nil {
-			writeError(w, r, log, err)
-			return
+			return err
 		}
 		body, err := readBody(w, r, maxApplyBytes)
 		if err != nil {
-			writeError(w, r, log, err)
-			return
+			return err
 		}
 		ifv, err := ifMatch(r)
 		if err != nil {
-			writeError(w, r, log, err)
-			return
+			return err
 		}
 		if ifv == 0 {
 			ifv = bodyVersion(body)
 		}
 		out, err := svc.Put(r.Context(), actor(r), key, body, ifv, create, dryRun(r))
 		if err != nil {
-			writeError(w, r, log, err)
-			return
+			return err
 		}
 		status := http.StatusOK
 		if out.Results[0].Action == "created" && !dryRun(r) {
@@ -215,46 +208,44 @@ func handlePutResource(svc *changes.Service, log *slog.Logger, create bool) http
 			w.Header().Set("ETag", strconv.Quote(v))
 		}
 		writeJSON(w, status, outcomeView(out, dryRun(r)))
-	}
+		return nil
+	})
 }
 
 // handleDeleteResource deletes one resource.
 func handleDeleteResource(svc *changes.Service, log *slog.Logger) http.HandlerFunc {
-	return func(w http.ResponseWriter, r *http.Request) {
+	return handle(log, func(w http.ResponseWriter, r *http.Request) error {
 		key, err := resourceKey(r)
 		if err != nil {
-			writeError(w, r, log, err)
-			return
+			return err
 		}
 		ifv, err := ifMatch(r)
 		if err != nil {
-			writeError(w, r, log, err)
-			return
+			return err
 		}
 		out, err := svc.Delete(r.Context(), actor(r), key, ifv)
 		if err != nil {
-			writeError(w, r, log, err)
-			return
+			return err
 		}
 		writeJSON(w, http.StatusOK, outcomeView(out, false))
-	}
+		return nil
+	})
 }
 
 // handleApply answers POST /api/v1/apply: multi-document YAML, all or nothing.
 func handleApply(svc *changes.Service, log *slog.Logger) http.HandlerFunc {
-	return func(w http.ResponseWriter, r *http.Request) {
+	return handle(log, func(w http.ResponseWriter, r *http.Request) error {
 		body, err := readBody(w, r, maxApplyBytes)
 		if err != nil {
-			writeError(w, r, log, err)
-			return
+			return err
 		}
 		out, err := svc.Apply(r.Context(), actor(r), body, r.URL.Query().Get("message"), dryRun(r))
 		if err != nil {
-			writeError(w, r, log, err)
-			return
+			return err
 		}
 		writeJSON(w, http.StatusOK, outcomeView(out, dryRun(r)))
-	}
+		return nil
+	})
 }
 
 func dryRun(r *http.Request) bool {
@@ -291,25 +282,23 @@ func outcomeView(out *changes.Outcome, dry bool) map[string]any {
 
 // handleResourceHistory answers the revisions that changed one resource, newest first.
 func handleResourceHistory(cr ConfigReader, log *slog.Logger) http.HandlerFunc {
-	return func(w http.ResponseWriter, r *http.Request) {
+	return handle(log, func(w http.ResponseWriter, r *http.Request) error {
 		key, err := resourceKey(r)
 		if err != nil {
-			writeError(w, r, log, err)
-			return
+			return err
 		}
 		f, err := revisionFilter(r)
 		if err != nil {
-			writeError(w, r, log, err)
-			return
+			return err
 		}
 		f.Key = &key
 		revs, err := cr.Revisions(r.Context(), f)
 		if err != nil {
-			writeError(w, r, log, err)
-			return
+			return err
 		}
 		writeJSON(w, http.StatusOK, map[string]any{"revisions": revs})
-	}
+		return nil
+	})
 }
 
 func revisionFilter(r *http.Request) (store.RevisionFilter, error) {
@@ -336,24 +325,22 @@ func revisionFilter(r *http.Request) (store.RevisionFilter, error) {
 
 // handleListRevisions answers the mesh-wide revision log, newest first.
 func handleListRevisions(cr ConfigReader, log *slog.Logger) http.HandlerFunc {
-	return func(w http.ResponseWriter, r *http.Request) {
+	return handle(log, func(w http.ResponseWriter, r *http.Request) error {
 		f, err := revisionFilter(r)
 		if err != nil {
-			writeError(w, r, log, err)
-			return
+			return err
 		}
 		revs, err := cr.Revisions(r.Context(), f)
 		if err != nil {
-			writeError(w, r, log, err)
-			return
+			return err
 		}
 		cur, err := cr.CurrentRevision(r.Context())
 		if err != nil {
-			writeError(w, r, log, err)
-			return
+			return err
 		}
 		writeJSON(w, http.StatusOK, map[string]any{"revisions": revs, "current": cur})
-	}
+		return nil
+	})
 }
 
 func revisionParam(r *http.Request, name string) (int64, error) {
@@ -370,44 +357,39 @@ func revisionParam(r *http.Request, name string) (int64, error) {
 
 // handleGetRevision answers one revision with its changes.
 func handleGetRevision(cr ConfigReader, log *slog.Logger) http.HandlerFunc {
-	return func(w http.ResponseWriter, r *http.Request) {
+	return handle(log, func(w http.ResponseWriter, r *http.Request) error {
 		rev, err := revisionParam(r, "revision")
 		if err != nil {
-			writeError(w, r, log, err)
-			return
+			return err
 		}
 		out, err := cr.GetRevision(r.Context(), rev)
 		if err != nil {
-			writeError(w, r, log, err)
-			return
+			return err
 		}
 		writeJSON(w, http.StatusOK, out)
-	}
+		return nil
+	})
 }
 
 // handleDiff answers GET /api/v1/diff?from=A&to=B: for every resource that differs between
 // the two revisions, its state at each and a unified diff. With kind, namespace and name it
 // compares that resource only.
 func handleDiff(cr ConfigReader, log *slog.Logger) http.HandlerFunc {
-	return func(w http.ResponseWriter, r *http.Request) {
+	return handle(log, func(w http.ResponseWriter, r *http.Request) error {
 		from, err := revisionParam(r, "from")
 		if err != nil {
-			writeError(w, r, log, err)
-			return
+			return err
 		}
 		to, err := revisionParam(r, "to")
 		if err != nil {
-			writeError(w, r, log, err)
-			return
+			return err
 		}
 		cur, err := cr.CurrentRevision(r.Context())
 		if err != nil {
-			writeError(w, r, log, err)
-			return
+			return err
 		}
 		if from > cur || to > cur {
-			writeError(w, r, log, &Error{Status: http.StatusNotFound, Message: fmt.Sprintf("the newest revision is %d", cur)})
-			return
+			return &Error{Status: http.StatusNotFound, Message: fmt.Sprintf("the newest revision is %d", cur)}
 		}
 		lo, hi := min(from, to), max(from, to)
 		keys := map[store.Key]bool{}
@@ -420,8 +402,7 @@ func handleDiff(cr ConfigReader, log *slog.Logger) http.HandlerFunc {
 		} else {
 			revs, err := cr.Revisions(r.Context(), store.RevisionFilter{After: lo, Before: hi + 1, Limit: 1000, Ascending: true})
 			if err != nil {
-				writeError(w, r, log, err)
-				return
+				return err
 			}
 			for _, rv := range revs {
 				for _, c := range rv.Changes {
@@ -439,13 +420,11 @@ func handleDiff(cr ConfigReader, log *slog.Logger) http.HandlerFunc {
 		for k := range keys {
 			a, err := cr.StateAt(r.Context(), k, from)
 			if err != nil {
-				writeError(w, r, log, err)
-				return
+				return err
 			}
 			b, err := cr.StateAt(r.Context(), k, to)
 			if err != nil {
-				writeError(w, r, log, err)
-				return
+				return err
 			}
 			if d := changes.Diff(a, b); d != "" {
 				out = append(out, entry{Key: k, From: a, To: b, Diff: d})
@@ -455,7 +434,8 @@ func handleDiff(cr ConfigReader, log *slog.Logger) http.HandlerFunc {
 			return strings.Compare(a.Kind+"/"+a.Namespace+"/"+a.Name, b.Kind+"/"+b.Namespace+"/"+b.Name)
 		})
 		writeJSON(w, http.StatusOK, map[string]any{"from": from, "to": to, "resources": out})
-	}
+		return nil
+	})
 }
 
 // rollbackRequest is the body of a rollback.
@@ -465,41 +445,38 @@ type rollbackRequest struct {
 
 // handleRollbackResource restores one resource to its state at a revision.
 func handleRollbackResource(svc *changes.Service, log *slog.Logger) http.HandlerFunc {
-	return func(w http.ResponseWriter, r *http.Request) {
+	return handle(log, func(w http.ResponseWriter, r *http.Request) error {
 		key, err := resourceKey(r)
 		if err != nil {
-			writeError(w, r, log, err)
-			return
+			return err
 		}
 		var req rollbackRequest
 		if err := decodeJSON(w, r, &req); err != nil {
-			writeError(w, r, log, err)
-			return
+			return err
 		}
 		out, err := svc.RollbackResource(r.Context(), actor(r), key, req.Revision)
 		if err != nil {
-			writeError(w, r, log, err)
-			return
+			return err
 		}
 		writeJSON(w, http.StatusOK, outcomeView(out, false))
-	}
+		return nil
+	})
 }
 
 // handleRollbackMesh restores every resource to its state at a revision.
 func handleRollbackMesh(svc *changes.Service, log *slog.Logger) http.HandlerFunc {
-	return func(w http.ResponseWriter, r *http.Request) {
+	return handle(log, func(w http.ResponseWriter, r *http.Request) error {
 		rev, err := revisionParam(r, "revision")
 		if err != nil {
-			writeError(w, r, log, err)
-			return
+			return err
 		}
 		out, err := svc.RollbackMesh(r.Context(), actor(r), rev)
 		if err != nil {
-			writeError(w, r, log, err)
-			return
+			return err
 		}
 		writeJSON(w, http.StatusOK, outcomeView(out, false))
-	}
+		return nil
+	})
 }
 
 // decodeJSON reads a small JSON body strictly.
@@ -508,7 +485,7 @@ func decodeJSON(w http.ResponseWriter, r *http.Request, v any) error {
 	if err != nil {
 		return err
 	}
-	dec := json.NewDecoder(strings.NewReader(string(body)))
+	dec := json.NewDecoder(bytes.NewReader(body))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(v); err != nil {
 		return &Error{Status: http.StatusBadRequest, Message: "the body is not the expected JSON: " + err.Error()}

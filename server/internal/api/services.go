@@ -68,23 +68,23 @@ func services(pl ProxyLister, namespace string) []*serviceView {
 
 // handleListServices answers the services of a namespace with their versions and split.
 func handleListServices(pl ProxyLister, svc *changes.Service, log *slog.Logger) http.HandlerFunc {
-	return func(w http.ResponseWriter, r *http.Request) {
+	return handle(log, func(w http.ResponseWriter, r *http.Request) error {
 		ss := services(pl, chi.URLParam(r, "namespace"))
 		for _, s := range ss {
 			split, err := svc.Traffic(r.Context(), s.Namespace, s.Name)
 			if err != nil {
-				writeError(w, r, log, err)
-				return
+				return err
 			}
 			s.Traffic = split
 		}
 		writeJSON(w, http.StatusOK, map[string]any{"services": ss})
-	}
+		return nil
+	})
 }
 
 // handleGetService answers one service.
 func handleGetService(pl ProxyLister, svc *changes.Service, log *slog.Logger) http.HandlerFunc {
-	return func(w http.ResponseWriter, r *http.Request) {
+	return handle(log, func(w http.ResponseWriter, r *http.Request) error {
 		ns, name := chi.URLParam(r, "namespace"), chi.URLParam(r, "name")
 		for _, s := range services(pl, ns) {
 			if s.Name != name {
@@ -92,15 +92,14 @@ func handleGetService(pl ProxyLister, svc *changes.Service, log *slog.Logger) ht
 			}
 			split, err := svc.Traffic(r.Context(), ns, name)
 			if err != nil {
-				writeError(w, r, log, err)
-				return
+				return err
 			}
 			s.Traffic = split
 			writeJSON(w, http.StatusOK, s)
-			return
+			return nil
 		}
-		writeError(w, r, log, &Error{Status: http.StatusNotFound, Message: "service " + ns + "/" + name + " has no registered workload"})
-	}
+		return &Error{Status: http.StatusNotFound, Message: "service " + ns + "/" + name + " has no registered workload"}
+	})
 }
 
 // trafficRequest is the body of PUT .../services/{name}/traffic.
@@ -111,22 +110,20 @@ type trafficRequest struct {
 // handleSetTraffic sets the split of a service's catch-all route (the canary slider). The
 // precondition is the VirtualService's resourceVersion, in If-Match.
 func handleSetTraffic(svc *changes.Service, log *slog.Logger) http.HandlerFunc {
-	return func(w http.ResponseWriter, r *http.Request) {
+	return handle(log, func(w http.ResponseWriter, r *http.Request) error {
 		var req trafficRequest
 		if err := decodeJSON(w, r, &req); err != nil {
-			writeError(w, r, log, err)
-			return
+			return err
 		}
 		ifv, err := ifMatch(r)
 		if err != nil {
-			writeError(w, r, log, err)
-			return
+			return err
 		}
 		out, err := svc.SetTraffic(r.Context(), actor(r), chi.URLParam(r, "namespace"), chi.URLParam(r, "name"), req.Weights, ifv)
 		if err != nil {
-			writeError(w, r, log, err)
-			return
+			return err
 		}
 		writeJSON(w, http.StatusOK, outcomeView(out, false))
-	}
+		return nil
+	})
 }

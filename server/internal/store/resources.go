@@ -2,11 +2,13 @@ package store
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"maps"
+	"reflect"
 	"slices"
 	"strconv"
 	"strings"
@@ -82,19 +84,14 @@ func sameContent(a, b *Object) bool {
 		maps.Equal(a.Metadata.Annotations, b.Metadata.Annotations) && jsonEqual(a.Spec, b.Spec)
 }
 
+// jsonEqual compares two JSON documents by value: JSONB normalises key order and spacing, so
+// bytes would differ for the same content.
 func jsonEqual(a, b json.RawMessage) bool {
-	var ca, cb bytes.Buffer
-	if json.Compact(&ca, a) != nil || json.Compact(&cb, b) != nil {
+	var va, vb any
+	if json.Unmarshal(a, &va) != nil || json.Unmarshal(b, &vb) != nil {
 		return bytes.Equal(a, b)
 	}
-	// JSONB normalises key order; compare through a decode so order never matters.
-	var va, vb any
-	if json.Unmarshal(ca.Bytes(), &va) != nil || json.Unmarshal(cb.Bytes(), &vb) != nil {
-		return bytes.Equal(ca.Bytes(), cb.Bytes())
-	}
-	ja, _ := json.Marshal(va)
-	jb, _ := json.Marshal(vb)
-	return bytes.Equal(ja, jb)
+	return reflect.DeepEqual(va, vb)
 }
 
 // Mutation is one change in a commit.
@@ -345,23 +342,7 @@ func deref(t *time.Time) time.Time {
 }
 
 func compareKeys(a, b Key) int {
-	if c := cmpString(a.Kind, b.Kind); c != 0 {
-		return c
-	}
-	if c := cmpString(a.Namespace, b.Namespace); c != 0 {
-		return c
-	}
-	return cmpString(a.Name, b.Name)
-}
-
-func cmpString(a, b string) int {
-	switch {
-	case a < b:
-		return -1
-	case a > b:
-		return 1
-	}
-	return 0
+	return cmp.Or(strings.Compare(a.Kind, b.Kind), strings.Compare(a.Namespace, b.Namespace), strings.Compare(a.Name, b.Name))
 }
 
 // Get returns one resource.
