@@ -105,7 +105,7 @@ func init() {
 		loginCommand, logoutCommand, whoamiCommand,
 		applyCommand, getCommand, deleteCommand,
 		historyCommand, diffCommand, rollbackCommand,
-		canaryCommand, proxyStatusCommand,
+		canaryCommand, proxyStatusCommand, proxyConfigCommand,
 	}
 }
 

@@ -9,6 +9,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"reflect"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -367,6 +368,28 @@ spec:
 		if err := json.Unmarshal([]byte(ctl.ok("", "proxy-status", "-o", "json")), &ps); err != nil || len(ps.Proxies) != 1 || ps.Proxies[0].Address != w.addr {
 			t.Errorf("proxy-status -o json: %+v %v", ps, err)
 		}
+
+		// proxy-config reads the sidecar's own dump through the server; a prefix of the
+		// nodeId is enough.
+		out := ctl.ok("", "proxy-config", "echo-v1")
+		for _, want := range []string{"LISTENERS:", "virtualOutbound", "CLUSTERS:", "echo.default.svc.cluster.local", "ENDPOINTS:"} {
+			if !strings.Contains(out, want) {
+				t.Errorf("proxy-config lacks %q:\n%s", want, out)
+			}
+		}
+		out = ctl.ok("", "proxy-config", "echo-v1", "endpoints")
+		if !regexp.MustCompile(`(?m)echo\.default\.svc\.cluster\.local\s+` + regexp.QuoteMeta(w.addr) + `:\d+\s+HEALTHY$`).MatchString(out) {
+			t.Errorf("proxy-config endpoints does not show %s healthy:\n%s", w.addr, out)
+		}
+		var clusters struct {
+			Type   string            `json:"@type"`
+			Active []json.RawMessage `json:"dynamic_active_clusters"`
+		}
+		if err := json.Unmarshal([]byte(ctl.ok("", "proxy-config", "echo-v1", "clusters", "-o", "json")), &clusters); err != nil || !strings.HasSuffix(clusters.Type, "ClustersConfigDump") || len(clusters.Active) == 0 {
+			t.Errorf("proxy-config clusters -o json: %+v %v", clusters, err)
+		}
+		wantOneLine(t, ctl.run("", "proxy-config", "nosuchproxy"), 1, `no proxy is called "nosuchproxy": sluicectl proxy-status lists them`)
+		wantOneLine(t, ctl.run("", "proxy-config", "echo-v1", "secrets"), 2, `proxy-config: unknown section "secrets": want all, listeners, routes, clusters or endpoints`)
 	})
 
 	t.Run("logout revokes the token", func(t *testing.T) {

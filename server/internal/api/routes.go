@@ -26,6 +26,7 @@ func routes(d Deps) http.Handler {
 		r.Group(func(r chi.Router) {
 			r.Use(authenticate(d.Auth, d.Log))
 			r.Get("/proxies", handleListProxies(d.Proxies))
+			r.Get("/proxies/{node}/config_dump", handleProxyConfigDump(d.Proxies, d.Log))
 			r.Get("/graph", handleGraph(d.Telemetry, d.Log))
 			r.Get("/metrics", handleMetrics(d.Telemetry, d.Log))
 
