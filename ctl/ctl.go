@@ -105,7 +105,8 @@ func init() {
 		loginCommand, logoutCommand, whoamiCommand,
 		applyCommand, getCommand, deleteCommand,
 		historyCommand, diffCommand, rollbackCommand,
-		canaryCommand, proxyStatusCommand, proxyConfigCommand,
+		canaryCommand, experimentCommand, proxyStatusCommand, proxyConfigCommand,
+		topCommand, tapCommand, statCommand, tokenCommand,
 	}
 }
 

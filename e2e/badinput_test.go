@@ -49,11 +49,11 @@ func TestBadInputExitsWithOneLine(t *testing.T) {
 		want     string
 	}{
 		{"server: unreachable database", "sluice-server", []string{"DATABASE_URL=postgres://u:secret@127.0.0.1:1/db"},
-			[]string{"--http-addr", "127.0.0.1:0", "--xds-addr", "127.0.0.1:0"}, 1, "unreachable (connection refused)"},
+			[]string{"--http-addr", "127.0.0.1:0", "--xds-addr", "127.0.0.1:0", "--xds-tls-addr", "127.0.0.1:0"}, 1, "unreachable (connection refused)"},
 		{"server: malformed database URL", "sluice-server", []string{"DATABASE_URL=post gres:/%%"},
-			[]string{"--http-addr", "127.0.0.1:0", "--xds-addr", "127.0.0.1:0"}, 2, "DATABASE_URL is not a valid PostgreSQL URL"},
+			[]string{"--http-addr", "127.0.0.1:0", "--xds-addr", "127.0.0.1:0", "--xds-tls-addr", "127.0.0.1:0"}, 2, "DATABASE_URL is not a valid PostgreSQL URL"},
 		{"server: port in use", "sluice-server", nil,
-			[]string{"--data-dir", dataDir, "--http-addr", "127.0.0.1:0", "--xds-addr", busy.Addr().String()}, 1, "is already in use"},
+			[]string{"--data-dir", dataDir, "--http-addr", "127.0.0.1:0", "--insecure-xds", "--xds-tls-addr", "127.0.0.1:0", "--xds-addr", busy.Addr().String()}, 1, "is already in use"},
 		{"server: unknown flag", "sluice-server", nil, []string{"--bogus"}, 2, "flag provided but not defined: -bogus"},
 		{"server: bad duration", "sluice-server", nil, []string{"--registration-grace", "soon"}, 2, "--registration-grace"},
 		{"proxy: no address", "sluice-proxy", nil,

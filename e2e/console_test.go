@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/http/cookiejar"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -25,6 +26,7 @@ var consoleUsers = []struct{ name, role string }{
 	{"bob", "admin"},     // changes a resource behind alice's back
 	{"carol", "viewer"},  // keyboard only, and sees no control she may not use
 	{"dave", "operator"}, // signs out and in again
+	{"erin", "viewer"},   // sees the traffic controls disabled, and is refused a write
 }
 
 const consolePassword = "console-e2e-password"
@@ -108,7 +110,8 @@ func TestConsole(t *testing.T) {
 		t.Fatalf("the DestinationRule was last changed by %q, want alice", dr.Metadata.UpdatedBy)
 	}
 
-	startWorkload(t, cp, "reviews", "v1")
+	// Not one of Bookinfo's services, which start later.
+	startWorkload(t, cp, "hello", "v1")
 	if !step("proxies", "alice", shared) {
 		return
 	}
@@ -130,7 +133,161 @@ func TestConsole(t *testing.T) {
 	if !step("keyboard", "carol") {
 		return
 	}
-	step("session", "dave")
+	if !step("session", "dave") {
+		return
+	}
+	consoleTraffic(t, cp, step, shared)
+}
+
+// consoleTraffic runs the console's traffic steps against Bookinfo behind sidecars and an
+// ingress gateway: the live graph, the canary slider measured through the gateway, rollback,
+// a viewer's view, a fault experiment, the audit log, and users and tokens.
+func consoleTraffic(t *testing.T, cp *controlPlane, step func(name, user string, env ...string) bool, shared string) {
+	m := startBookinfo(t, cp)
+	for _, f := range []string{"bookinfo-gateway.yaml", "destination-rule-all.yaml", "virtual-service-reviews-jason-v2-v3.yaml"} {
+		cp.apply(t, sample(t, "bookinfo/networking/"+f))
+	}
+	anon, jason := m.client(t, ""), m.client(t, "jason")
+
+	// The graph shows the last seconds of traffic: requests go through the gateway for as
+	// long as the step runs.
+	stop := sendRequests(m.gateway, anon)
+	ok := step("graph", "alice", shared)
+	stop()
+	if !ok {
+		return
+	}
+
+	if !step("canary", "alice", shared) {
+		return
+	}
+	within(t, "console slider v1=70 v3=30", m.colors(t, anon, 300), "red", 30)
+	if got := m.colors(t, jason, 30); got["black"] != 30 {
+		t.Errorf("jason after the console's slider moved: %v, want his black-star rule (written in YAML before) kept", got)
+	}
+	if vs := cp.resource(t, "virtualservices", "reviews"); !strings.Contains(string(vs.Spec), "jason") {
+		t.Errorf("the slider lost the header-match rule: %s", vs.Spec)
+	}
+
+	if !step("rollback", "alice", shared) {
+		return
+	}
+	if got := m.colors(t, anon, 30); got["red"] != 30 {
+		t.Errorf("after the console's rollback: %v, want every request on v3 (red) as before the slider moved", got)
+	}
+
+	if !step("viewer", "erin") {
+		return
+	}
+	viewer := cp.as(t, "erin", consolePassword)
+	viewer.write(t, http.MethodPut, "/api/v1/namespaces/default/services/reviews/traffic", "application/json", `{"weights":{"v1":50,"v3":50}}`, http.StatusForbidden)
+
+	if !step("experiment", "alice", shared) {
+		return
+	}
+	if st := cp.experimentState(t, "ratings-abort"); st != "running" {
+		t.Fatalf("the console's experiment is %q, want running", st)
+	}
+	eventually(t, 30*time.Second, "ratings aborted under the experiment", func() error {
+		if r := m.reviews(t, anon); r.Error == "" {
+			return fmt.Errorf("a request still got ratings: %+v", r)
+		}
+		return nil
+	})
+	if !step("stop", "alice", shared) {
+		return
+	}
+	if st := cp.experimentState(t, "ratings-abort"); st != "stopped" {
+		t.Fatalf("the console's experiment is %q after Stop, want stopped", st)
+	}
+
+	if !step("audit", "alice", shared) {
+		return
+	}
+	if !step("access", "alice", shared) {
+		return
+	}
+	var users struct {
+		Users []struct{ Username string } `json:"users"`
+	}
+	if code, err := getJSONWith(cp.api, "http://"+cp.httpAddr+"/api/v1/users", &users); err != nil || code != http.StatusOK {
+		t.Fatalf("GET /api/v1/users: %d %v", code, err)
+	}
+	for _, u := range users.Users {
+		if u.Username == "frank" {
+			t.Errorf("the user deleted in the console is still there")
+		}
+	}
+}
+
+// sendRequests asks Bookinfo for a product's reviews through the gateway, a few times a
+// second, until the returned function is called; it returns once the sender has stopped.
+func sendRequests(gateway string, c *http.Client) (stop func()) {
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		tick := time.NewTicker(100 * time.Millisecond)
+		defer tick.Stop()
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-tick.C:
+			}
+			req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+gateway+":8080/api/v1/products/0/reviews", nil)
+			if err != nil {
+				return
+			}
+			if resp, err := c.Do(req); err == nil {
+				_, _ = io.Copy(io.Discard, resp.Body)
+				resp.Body.Close()
+			}
+		}
+	}()
+	return func() {
+		cancel()
+		<-done
+	}
+}
+
+// as signs in to the API as another user, apart from the test's admin session.
+func (cp *controlPlane) as(t *testing.T, user, password string) *controlPlane {
+	t.Helper()
+	jar, _ := cookiejar.New(nil)
+	other := &controlPlane{httpAddr: cp.httpAddr, xdsAddr: cp.xdsAddr, api: &http.Client{Timeout: 20 * time.Second, Jar: jar, Transport: client.Transport}}
+	body, _ := json.Marshal(map[string]string{"username": user, "password": password})
+	resp, err := other.api.Post("http://"+cp.httpAddr+"/api/v1/login", "application/json", bytes.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var out struct {
+		CSRFToken string `json:"csrfToken"`
+	}
+	if err := json.NewDecoder(resp.Body).Decode(&out); err != nil || resp.StatusCode != http.StatusOK {
+		t.Fatalf("sign in as %s: %d %v", user, resp.StatusCode, err)
+	}
+	other.csrf = out.CSRFToken
+	return other
+}
+
+// experimentState reads the state of the current run of a FaultExperiment in default.
+func (cp *controlPlane) experimentState(t *testing.T, name string) string {
+	t.Helper()
+	var out struct {
+		Experiment *struct {
+			State string `json:"state"`
+		} `json:"experiment"`
+	}
+	code, err := getJSONWith(cp.api, "http://"+cp.httpAddr+"/api/v1/namespaces/default/experiments/"+name, &out)
+	if err != nil || code != http.StatusOK {
+		t.Fatalf("GET the experiment %s: %d %v", name, code, err)
+	}
+	if out.Experiment == nil {
+		return ""
+	}
+	return out.Experiment.State
 }
 
 // consolePrerequisites finds node, and checks that Chromium and the console's npm packages

@@ -221,10 +221,12 @@ func startServer(t testing.TB, dbURL string, flags ...string) *controlPlane {
 // restartServer starts sluice-server again on cp's ports.
 func restartServer(t testing.TB, cp *controlPlane, dbURL string, flags ...string) *controlPlane {
 	t.Helper()
-	args := append([]string{"--http-addr", cp.httpAddr, "--xds-addr", cp.xdsAddr, "--log-level", "debug"}, flags...)
+	args := append([]string{"--http-addr", cp.httpAddr, "--xds-addr", cp.xdsAddr, "--insecure-xds", "--xds-tls-addr", "127.0.0.1:0", "--log-level", "debug"}, flags...)
 	env := []string{"SLUICE_ADMIN_PASSWORD=" + adminPassword}
 	if dbURL != "" {
-		env = append(env, "DATABASE_URL="+dbURL)
+		// With DATABASE_URL the data directory holds only the CA key file and the trust
+		// bundle: one shared directory outside the source tree keeps a restarted server's key.
+		env = append(env, "DATABASE_URL="+dbURL, "SLUICE_DATA_DIR="+filepath.Join(os.TempDir(), "sluice-e2e-data"))
 	}
 	cp.proc = start(t, "server", "sluice-server", args, env...)
 	eventually(t, 60*time.Second, "sluice-server ready", func() error {

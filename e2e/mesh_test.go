@@ -26,6 +26,10 @@ type proxyList struct {
 		Draining  bool              `json:"draining"`
 		Acked     map[string]string `json:"acked"`
 		Nacks     map[string]string `json:"nacks"`
+		Health    struct {
+			Ready  bool   `json:"ready"`
+			Reason string `json:"reason"`
+		} `json:"health"`
 	} `json:"proxies"`
 }
 

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/sluicemesh/sluice/internal/meta"
+	"github.com/sluicemesh/sluice/proxy/internal/health"
 )
 
 // options is sluice-proxy's command line, decoded, provisioned and validated.
@@ -29,6 +30,16 @@ type options struct {
 	drainTimeout   time.Duration
 	drainDelay     time.Duration
 	logLevel       slog.Level
+	// prometheusPort is the port of /stats/prometheus on the workload's address; 0 serves
+	// none.
+	prometheusPort uint32
+	// telemetry says whether requests are recorded (and so served to Prometheus and pushed
+	// to the control plane).
+	telemetry bool
+	// health is the probe of the application.
+	health healthOptions
+	// pprof serves Go's profiles at /debug/pprof/ on the admin port.
+	pprof bool
 }
 
 // errHelp is returned by parseOptions when the usage was asked for and printed.
@@ -57,6 +68,12 @@ var flagDocs = []struct{ name, usage string }{
 	{"drain-timeout", "how long a graceful shutdown waits for requests in flight"},
 	{"drain-delay", "how long a draining proxy keeps accepting requests after telling the control plane, so that its peers stop choosing it first"},
 	{"log-level", "debug, info, warn or error"},
+	{"prometheus-port", "the port on --address that serves Istio's request metrics at /stats/prometheus; 0 turns it off"},
+	{"telemetry", "record request metrics, serve them to Prometheus and stream them to the control plane each second (true or false)"},
+	{"health-path", "the application's readiness path, probed with an HTTP GET that must answer 2xx or 3xx; empty probes with a TCP connect"},
+	{"health-port", "the application port probed (default the first --inbound's APPPORT)"},
+	{"health-interval", "the time between probes of the application; 0 stops probing. A not-ready application gets no traffic from the mesh"},
+	{"pprof", "serve Go's CPU, heap and allocation profiles at /debug/pprof/ on the admin port, for benchmarks and debugging (true or false)"},
 }
 
 // envName returns the environment variable a flag may also come from: SLUICE_CONTROL_PLANE.
@@ -72,7 +89,9 @@ func parseOptions(args []string, getenv func(string) string, stdout io.Writer) (
 	var (
 		controlPlane, namespace, service, labels, address  = new(string), new(string), new(string), new(string), new(string)
 		serviceAccount, mode, name, drainTimeout, logLevel = new(string), new(string), new(string), new(string), new(string)
-		drainDelay                                         = new(string)
+		drainDelay, prometheusPort, telemetry              = new(string), new(string), new(string)
+		healthPath, healthPort, healthInterval             = new(string), new(string), new(string)
+		pprof                                              = new(string)
 		inbound                                            inboundFlag
 	)
 	fs.StringVar(controlPlane, "control-plane", "", "")
@@ -87,6 +106,12 @@ func parseOptions(args []string, getenv func(string) string, stdout io.Writer) (
 	fs.StringVar(drainTimeout, "drain-timeout", "5s", "")
 	fs.StringVar(drainDelay, "drain-delay", "1s", "")
 	fs.StringVar(logLevel, "log-level", "info", "")
+	fs.StringVar(healthPath, "health-path", "", "")
+	fs.StringVar(healthPort, "health-port", "", "")
+	fs.StringVar(healthInterval, "health-interval", health.DefaultInterval.String(), "")
+	fs.StringVar(prometheusPort, "prometheus-port", strconv.Itoa(meta.PrometheusPort), "")
+	fs.StringVar(telemetry, "telemetry", "true", "")
+	fs.StringVar(pprof, "pprof", "false", "")
 	for _, d := range flagDocs {
 		fs.Lookup(d.name).Usage = d.usage
 	}
@@ -169,10 +194,30 @@ func parseOptions(args []string, getenv func(string) string, stdout io.Writer) (
 	if o.service == "" {
 		return nil, errors.New("--service is required in sidecar mode (the service this workload serves, such as reviews)")
 	}
+	promPort, err := strconv.ParseUint(*prometheusPort, 10, 16)
+	if err != nil {
+		return nil, fmt.Errorf("--prometheus-port %q is not a port number (use 1-65535, or 0 to turn the Prometheus endpoint off)", *prometheusPort)
+	}
+	o.prometheusPort = uint32(promPort)
+	if o.pprof, err = strconv.ParseBool(*pprof); err != nil {
+		return nil, fmt.Errorf("--pprof %q is not true or false", *pprof)
+	}
+	if o.telemetry, err = strconv.ParseBool(*telemetry); err != nil {
+		return nil, fmt.Errorf("--telemetry %q is not true or false", *telemetry)
+	}
+	if !o.telemetry {
+		o.prometheusPort = 0 // nothing is recorded, so there is nothing to serve
+	}
+	switch o.prometheusPort {
+	case meta.AdminPort, meta.OutboundPort:
+		return nil, fmt.Errorf("--prometheus-port %d is already the admin port or the outbound listener (pick another port, such as %d)", o.prometheusPort, meta.PrometheusPort)
+	}
 	seen := map[uint32]string{
-		meta.AdminPort:      "the admin port",
-		meta.OutboundPort:   "the outbound listener",
-		meta.PrometheusPort: "the Prometheus port",
+		meta.AdminPort:    "the admin port",
+		meta.OutboundPort: "the outbound listener",
+	}
+	if o.prometheusPort != 0 {
+		seen[o.prometheusPort] = "the Prometheus port"
 	}
 	for _, v := range inbound {
 		m, err := meta.ParsePortMapping(v)
@@ -196,12 +241,11 @@ func parseOptions(args []string, getenv func(string) string, stdout io.Writer) (
 	if err := o.logLevel.UnmarshalText([]byte(*logLevel)); err != nil {
 		return nil, fmt.Errorf("--log-level %q is not debug, info, warn or error", *logLevel)
 	}
+	if o.health, err = parseHealthOptions(o, *healthPath, *healthPort, *healthInterval); err != nil {
+		return nil, err
+	}
 	if o.name == "" {
-		version := o.labels["version"]
-		if version == "" {
-			version = "v1"
-		}
-		o.name = o.service + "-" + version + "-" + o.address.String()
+		o.name = meta.DefaultInstanceName(o.service, o.labels["version"], o.address.String())
 	}
 	return o, nil
 }

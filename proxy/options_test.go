@@ -64,6 +64,55 @@ func TestParseOptions(t *testing.T) {
 		{name: "bad mode", args: base + " --mode ambient", wantErr: `--mode "ambient" is not sidecar or gateway`},
 		{name: "bad drain timeout", args: base + " --drain-timeout soon", wantErr: `--drain-timeout "soon" is not a duration`},
 		{name: "bad log level", args: base + " --log-level loud", wantErr: `--log-level "loud" is not debug, info, warn or error`},
+		{name: "telemetry defaults", args: base, check: func(o *options) string {
+			if !o.telemetry || o.prometheusPort != 15090 {
+				return sprint(o)
+			}
+			return ""
+		}},
+		{name: "prometheus port moved", args: base + " --prometheus-port 9091 --inbound 15090=19090", check: func(o *options) string {
+			if o.prometheusPort != 9091 || len(o.inbound) != 1 {
+				return sprint(o)
+			}
+			return ""
+		}},
+		{name: "telemetry off frees the prometheus port", args: base + " --telemetry false --inbound 15090=19090", check: func(o *options) string {
+			if o.telemetry || o.prometheusPort != 0 {
+				return sprint(o)
+			}
+			return ""
+		}},
+		{name: "inbound on the prometheus port", args: base + " --inbound 15090=19090", wantErr: `--inbound "15090=19090": port 15090 is already the Prometheus port`},
+		{name: "bad prometheus port", args: base + " --prometheus-port http", wantErr: `--prometheus-port "http" is not a port number`},
+		{name: "prometheus port on the admin port", args: base + " --prometheus-port 15000", wantErr: "--prometheus-port 15000 is already the admin port"},
+		{name: "bad telemetry", args: base + " --telemetry maybe", wantErr: `--telemetry "maybe" is not true or false`},
+		{name: "health probes the first app port by TCP", args: base + " --inbound 9080=19080 --inbound 9090=19090", check: func(o *options) string {
+			if o.health.port != 19080 || o.health.path != "" || o.health.interval != 500*time.Millisecond {
+				return fmt.Sprintf("%+v", o.health)
+			}
+			return ""
+		}},
+		{name: "health by HTTP on a given port", args: base + " --inbound 9080=19080 --health-path /healthz --health-port 19091 --health-interval 2s", check: func(o *options) string {
+			if o.health.port != 19091 || o.health.path != "/healthz" || o.health.interval != 2*time.Second {
+				return fmt.Sprintf("%+v", o.health)
+			}
+			return ""
+		}},
+		{name: "health off", args: base + " --inbound 9080=19080 --health-interval 0", check: func(o *options) string {
+			if o.health.port != 0 {
+				return fmt.Sprintf("%+v", o.health)
+			}
+			return ""
+		}},
+		{name: "no inbound, no probe", args: base, check: func(o *options) string {
+			if o.health.port != 0 {
+				return fmt.Sprintf("%+v", o.health)
+			}
+			return ""
+		}},
+		{name: "bad health interval", args: base + " --health-interval often", wantErr: `--health-interval "often" is not a duration`},
+		{name: "relative health path", args: base + " --health-path healthz", wantErr: `--health-path "healthz" must start with /`},
+		{name: "bad health port", args: base + " --inbound 9080=19080 --health-port 0", wantErr: `--health-port "0" is not a port number`},
 		{name: "unknown flag", args: base + " --port 1", wantErr: "unknown flag --port"},
 		{name: "stray argument", args: base + " extra", wantErr: `unexpected argument "extra"`},
 	}

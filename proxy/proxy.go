@@ -76,6 +76,20 @@
 // Anything else is NACKed with its field path: see the Supported lists of internal/route,
 // internal/listener and internal/cluster.
 //
+// # Telemetry
+//
+// Every request a listener handles is recorded (internal/telemetry) with Istio's metric and
+// label names, off the request's path: the outbound listener and a gateway's listeners report
+// as "source", inbound listeners as "destination" (see listener.Telemetry for where each label
+// comes from, and meta.TelemetryWorkload for the workload names). The metrics are served at
+// <address>:15090/stats/prometheus (--prometheus-port; 0 turns it off) and on the admin port,
+// and a telemetry.Pusher streams them each second, with sampled access logs, to the control
+// plane's xDS address over Envoy's MetricsService and AccessLogService on a gRPC connection of
+// its own; it reconnects with backoff up to 15 s, and while the server is unreachable nothing
+// waits (counters are cumulative, so the next report carries what was missed; access-log
+// entries wait in a bounded queue that drops its oldest). A drain sends one last report after
+// the listeners have finished. --telemetry false records nothing.
+//
 // On SIGINT or SIGTERM (or when Run's context ends, or on POST /drain) the proxy drains: it
 // tells the control plane first (DRAINING=true in its node metadata, so the server removes
 // its endpoints everywhere at once), then stops accepting connections, waits up to
@@ -100,12 +114,16 @@ import (
 
 	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
 	"golang.org/x/sync/errgroup"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/protobuf/types/known/structpb"
 
 	"github.com/sluicemesh/sluice/internal/meta"
 	"github.com/sluicemesh/sluice/proxy/internal/admin"
 	"github.com/sluicemesh/sluice/proxy/internal/cluster"
+	"github.com/sluicemesh/sluice/proxy/internal/health"
 	"github.com/sluicemesh/sluice/proxy/internal/listener"
+	"github.com/sluicemesh/sluice/proxy/internal/telemetry"
 	"github.com/sluicemesh/sluice/proxy/internal/xdsclient"
 )
 
@@ -142,9 +160,16 @@ type proxy struct {
 	dp        *dataplane
 	xds       *xdsclient.Client
 	adminLn   net.Listener
-	started   time.Time
-	draining  atomic.Bool
-	drainReq  chan struct{}
+	// rec records every request the listeners handle; promLn serves it to Prometheus (nil
+	// with --prometheus-port 0) and pusher streams it to the control plane over telemetryConn.
+	rec           *telemetry.Recorder
+	promLn        net.Listener
+	telemetryConn *grpc.ClientConn
+	pusher        *telemetry.Pusher
+	started       time.Time
+	draining      atomic.Bool
+	drainReq      chan struct{}
+	health        *health.Prober // nil when the application is not probed
 }
 
 // newProxy builds the proxy and binds its sockets: the admin address and, in sidecar mode,
@@ -153,8 +178,18 @@ func newProxy(o *options, log *slog.Logger) (*proxy, error) {
 	p := &proxy{o: o, log: log, node: buildNode(o), started: time.Now(), drainReq: make(chan struct{}, 1)}
 	p.pools.SourceIP = net.IP(o.address.AsSlice())
 	p.listeners = listener.NewManager(&p.stats, log, o.drainTimeout)
+	if o.telemetry {
+		p.rec = telemetry.NewRecorder(telemetry.Options{})
+	}
+	p.listeners.UseTelemetry(listener.Telemetry{Recorder: p.rec, Self: selfPeer(o), Service: meta.FQDN(o.service, o.namespace)})
 	p.dp = newDataplane(log, &p.pools, p.listeners)
 	p.xds = xdsclient.New(xdsclient.Config{Target: o.controlPlane, Node: p.node, Handler: p.dp, Log: log})
+	if o.health.port != 0 {
+		var err error
+		if p.health, err = newHealth(p, o.health, p.xds); err != nil {
+			return nil, err
+		}
+	}
 
 	adminAddr := p.addr(meta.AdminPort)
 	ln, err := listener.Listen(adminAddr)
@@ -162,6 +197,12 @@ func newProxy(o *options, log *slog.Logger) (*proxy, error) {
 		return nil, p.bindError(err, "admin port", "is another sluice-proxy running with --address "+o.address.String()+"? Each workload needs its own address")
 	}
 	p.adminLn = ln
+	if o.prometheusPort != 0 {
+		if p.promLn, err = listener.Listen(p.addr(o.prometheusPort)); err != nil {
+			p.closeSockets()
+			return nil, p.bindError(err, "Prometheus port", "use --prometheus-port to pick another port, or 0 to turn it off")
+		}
+	}
 	if o.mode == meta.ModeSidecar {
 		reserve := func(port uint32, what, hint string) error {
 			if err := p.listeners.Reserve(p.addr(port)); err != nil {
@@ -206,7 +247,32 @@ func (p *proxy) bindError(err error, what, hint string) error {
 
 func (p *proxy) closeSockets() {
 	p.adminLn.Close()
+	if p.promLn != nil {
+		p.promLn.Close()
+	}
 	_ = p.listeners.Drain(context.Background())
+}
+
+// selfPeer is this proxy's workload as telemetry labels it; see meta.TelemetryWorkload.
+func selfPeer(o *options) listener.Peer {
+	return listener.Peer{
+		Workload:  meta.TelemetryWorkload(o.name, o.service, o.labels["version"], o.address.String()),
+		Namespace: o.namespace,
+		Version:   o.labels["version"],
+		App:       o.labels["app"],
+	}
+}
+
+// startPusher connects to the control plane's xDS address for the telemetry streams (gRPC
+// connects lazily and keeps reconnecting; the Pusher backs off between streams).
+func (p *proxy) startPusher() error {
+	conn, err := grpc.NewClient(p.o.controlPlane, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		return fmt.Errorf("telemetry connection to %s: %w", p.o.controlPlane, err)
+	}
+	p.telemetryConn = conn
+	p.pusher = telemetry.NewPusher(p.rec, conn, p.node, telemetry.PushOptions{Log: p.log})
+	return nil
 }
 
 // run serves until ctx ends or a drain is asked for, then drains. An errgroup owns every
@@ -214,6 +280,15 @@ func (p *proxy) closeSockets() {
 func (p *proxy) run(ctx context.Context) error {
 	runCtx, cancelRun := context.WithCancel(context.WithoutCancel(ctx))
 	defer cancelRun()
+	var pushStats func() telemetry.PushStats
+	if p.rec != nil {
+		if err := p.startPusher(); err != nil {
+			p.closeSockets()
+			return err
+		}
+		defer p.telemetryConn.Close()
+		pushStats = p.pusher.Stats
+	}
 	g, gctx := errgroup.WithContext(runCtx)
 
 	adminSrv := &http.Server{
@@ -228,6 +303,9 @@ func (p *proxy) run(ctx context.Context) error {
 			Node:      p.node,
 			Drain:     p.requestDrain,
 			Started:   p.started,
+			Telemetry: pushStats,
+			Recorder:  p.rec,
+			Pprof:     p.o.pprof,
 		}),
 		ReadHeaderTimeout: 10 * time.Second,
 		ErrorLog:          slog.NewLogLogger(p.log.Handler(), slog.LevelDebug),
@@ -241,6 +319,31 @@ func (p *proxy) run(ctx context.Context) error {
 		}
 		return nil
 	})
+	var promSrv *http.Server
+	if p.promLn != nil {
+		mux := http.NewServeMux()
+		mux.Handle("/stats/prometheus", telemetry.PrometheusHandler(p.rec))
+		promSrv = &http.Server{
+			Handler:           mux,
+			ReadHeaderTimeout: 10 * time.Second,
+			ErrorLog:          slog.NewLogLogger(p.log.Handler(), slog.LevelDebug),
+		}
+		g.Go(func() error {
+			if err := promSrv.Serve(p.promLn); !errors.Is(err, http.ErrServerClosed) {
+				return fmt.Errorf("prometheus server: %w", err)
+			}
+			return nil
+		})
+	}
+	if p.pusher != nil {
+		g.Go(func() error { return p.pusher.Run(gctx) })
+	}
+	if p.health != nil {
+		// Probed once before the xDS stream opens, so that the proxy registers with its
+		// application's health known and peers never route to an application not yet up.
+		p.health.Init(gctx)
+		g.Go(func() error { return p.health.Run(gctx) })
+	}
 	xdsDone := make(chan struct{})
 	g.Go(func() error {
 		defer close(xdsDone)
@@ -256,6 +359,12 @@ func (p *proxy) run(ctx context.Context) error {
 		case <-gctx.Done():
 		}
 		p.drain()
+		// The requests drained are counted: send them before the streams close.
+		if p.pusher != nil {
+			fctx, cancelFlush := context.WithTimeout(context.Background(), time.Second)
+			p.pusher.Flush(fctx)
+			cancelFlush()
+		}
 		p.xds.Close()
 		select {
 		case <-xdsDone:
@@ -267,6 +376,11 @@ func (p *proxy) run(ctx context.Context) error {
 		defer cancel()
 		if err := adminSrv.Shutdown(sctx); err != nil {
 			adminSrv.Close()
+		}
+		if promSrv != nil {
+			if err := promSrv.Shutdown(sctx); err != nil {
+				promSrv.Close()
+			}
 		}
 		return nil
 	})

@@ -23,13 +23,17 @@ import (
 
 	"golang.org/x/sync/errgroup"
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/keepalive"
 
 	"github.com/sluicemesh/sluice/internal/pgembed"
 	"github.com/sluicemesh/sluice/internal/version"
 	"github.com/sluicemesh/sluice/server/internal/api"
 	"github.com/sluicemesh/sluice/server/internal/auth"
+	"github.com/sluicemesh/sluice/server/internal/ca"
+	"github.com/sluicemesh/sluice/server/internal/ca/cagrpc"
 	"github.com/sluicemesh/sluice/server/internal/changes"
+	"github.com/sluicemesh/sluice/server/internal/experiments"
 	"github.com/sluicemesh/sluice/server/internal/registry"
 	"github.com/sluicemesh/sluice/server/internal/store"
 	"github.com/sluicemesh/sluice/server/internal/telemetry"
@@ -56,12 +60,15 @@ type Config struct {
 	// 1-minute traffic rollups are kept.
 	TelemetryRetention10s time.Duration
 	TelemetryRetention1m  time.Duration
+	// Security configures the certificate authority and the authenticated xDS port.
+	Security SecurityConfig
 }
 
 // proxyFeatures lists the optional route and cluster features this release's sluice-proxy
 // enforces; the translator leaves the others out of the proxies' configuration and reports
 // them (see xds.Features).
-var proxyFeatures = xds.Features{HeaderRewrite: true, RegexRewrite: true, Retries: true, Fault: true, Mirror: true, CORS: true}
+var proxyFeatures = xds.Features{HeaderRewrite: true, RegexRewrite: true, Retries: true, Fault: true, Mirror: true, CORS: true,
+	ConsistentHash: true, ConnectionPool: true, OutlierDetection: true}
 
 // usageError marks bad flags or arguments: main prints it and exits 2.
 type usageError struct{ msg string }
@@ -101,7 +108,18 @@ func parseFlags(name string, args []string, getenv func(string) string, stderr i
 		return def
 	}
 	fs.StringVar(&cfg.HTTPAddr, "http-addr", env("SLUICE_HTTP_ADDR", "127.0.0.1:8080"), "address of the console and REST API (env SLUICE_HTTP_ADDR)")
-	fs.StringVar(&cfg.XDSAddr, "xds-addr", env("SLUICE_XDS_ADDR", "127.0.0.1:15010"), "address of the plaintext xDS server (env SLUICE_XDS_ADDR)")
+	fs.StringVar(&cfg.XDSAddr, "xds-addr", env("SLUICE_XDS_ADDR", "127.0.0.1:15010"), "address of the plaintext, unauthenticated xDS server, opened only with --insecure-xds (env SLUICE_XDS_ADDR)")
+	sec := &cfg.Security
+	fs.StringVar(&sec.XDSTLSAddr, "xds-tls-addr", env("SLUICE_XDS_TLS_ADDR", ":15012"), "address of the authenticated xDS, CA and telemetry server: TLS, workload tokens (env SLUICE_XDS_TLS_ADDR)")
+	insecureDefault := env("SLUICE_INSECURE_XDS", "false")
+	fs.BoolVar(&sec.InsecureXDS, "insecure-xds", insecureDefault == "true" || insecureDefault == "1", "also serve plaintext, unauthenticated xDS on --xds-addr, for local development only (env SLUICE_INSECURE_XDS=true)")
+	trustDomain := fs.String("trust-domain", env("SLUICE_TRUST_DOMAIN", "cluster.local"), "SPIFFE trust domain of workload identities (env SLUICE_TRUST_DOMAIN)")
+	fs.StringVar(&sec.CAKeyFile, "ca-key-file", env("SLUICE_CA_KEY_FILE", ""), "file of the 32-byte key sealing the generated root CA's private key; default <data-dir>/ca.key, created on first start (env SLUICE_CA_KEY_FILE)")
+	fs.StringVar(&sec.CACertFile, "ca-cert-file", env("SLUICE_CA_CERT_FILE", ""), "PEM signing CA certificate (root or intermediate) to use instead of a generated root (env SLUICE_CA_CERT_FILE)")
+	fs.StringVar(&sec.CASigningKeyFile, "ca-signing-key-file", env("SLUICE_CA_SIGNING_KEY_FILE", ""), "PEM private key of --ca-cert-file (env SLUICE_CA_SIGNING_KEY_FILE)")
+	fs.StringVar(&sec.CARootFile, "ca-root-file", env("SLUICE_CA_ROOT_FILE", ""), "PEM root certificate, the trust anchor, when --ca-cert-file is an intermediate (env SLUICE_CA_ROOT_FILE)")
+	workloadTTL := fs.String("workload-cert-ttl", env("SLUICE_WORKLOAD_CERT_TTL", "24h"), "lifetime of workload certificates, and the most a proxy may ask for (env SLUICE_WORKLOAD_CERT_TTL)")
+	tlsHosts := fs.String("xds-tls-hosts", env("SLUICE_XDS_TLS_HOSTS", defaultTLSHosts()), "comma-separated DNS names and IP addresses in the authenticated port's certificate (env SLUICE_XDS_TLS_HOSTS)")
 	fs.StringVar(&cfg.DataDir, "data-dir", env("SLUICE_DATA_DIR", "./.sluice"), "directory of the private PostgreSQL cluster, used when DATABASE_URL is unset (env SLUICE_DATA_DIR)")
 	grace := fs.String("registration-grace", env("SLUICE_REGISTRATION_GRACE", "10s"), "how long a disconnected proxy keeps its endpoints (env SLUICE_REGISTRATION_GRACE)")
 	retention10s := fs.String("telemetry-retention-10s", env("SLUICE_TELEMETRY_RETENTION_10S", "24h"), "how long 10-second traffic rollups are kept (env SLUICE_TELEMETRY_RETENTION_10S)")
@@ -129,7 +147,7 @@ func parseFlags(name string, args []string, getenv func(string) string, stderr i
 	}
 
 	// Validate everything before anything starts, and say which setting to change.
-	for _, a := range []struct{ flag, value string }{{"--http-addr", cfg.HTTPAddr}, {"--xds-addr", cfg.XDSAddr}} {
+	for _, a := range []struct{ flag, value string }{{"--http-addr", cfg.HTTPAddr}, {"--xds-addr", cfg.XDSAddr}, {"--xds-tls-addr", sec.XDSTLSAddr}} {
 		if _, _, err := net.SplitHostPort(a.value); err != nil {
 			return nil, &usageError{fmt.Sprintf("%s %q is not HOST:PORT (for example 127.0.0.1:8080)", a.flag, a.value)}
 		}
@@ -160,6 +178,9 @@ func parseFlags(name string, args []string, getenv func(string) string, stderr i
 	}
 	if cfg.DatabaseURL == "" && strings.TrimSpace(cfg.DataDir) == "" {
 		return nil, &usageError{"--data-dir is empty: give a directory for the private PostgreSQL, or set DATABASE_URL"}
+	}
+	if err := parseSecurityFlags(cfg, *trustDomain, *workloadTTL, *tlsHosts); err != nil {
+		return nil, err
 	}
 	return cfg, nil
 }
@@ -211,11 +232,20 @@ func serve(ctx context.Context, cfg *Config, log *slog.Logger, stdout io.Writer)
 		return err
 	}
 	defer httpLn.Close()
-	xdsLn, err := listen("--xds-addr", cfg.XDSAddr)
+	tlsLn, err := listen("--xds-tls-addr", cfg.Security.XDSTLSAddr)
 	if err != nil {
 		return err
 	}
-	defer xdsLn.Close()
+	defer tlsLn.Close()
+	var xdsLn net.Listener // the plaintext port, only with --insecure-xds
+	if cfg.Security.InsecureXDS {
+		if xdsLn, err = listen("--xds-addr", cfg.XDSAddr); err != nil {
+			return err
+		}
+		defer xdsLn.Close()
+		log.Warn("INSECURE: --insecure-xds serves xDS, telemetry intake and configuration to ANY local process WITHOUT authentication on the plaintext port; use it for local development only, and point proxies at the authenticated TLS port otherwise",
+			"xds_addr", xdsLn.Addr().String())
+	}
 
 	dbURL, stopDB, err := database(ctx, cfg, log)
 	if err != nil {
@@ -237,6 +267,19 @@ func serve(ctx context.Context, cfg *Config, log *slog.Logger, stdout io.Writer)
 	if err := authSvc.Bootstrap(ctx, cfg.AdminPassword, stdout); err != nil {
 		return err
 	}
+	authority, err := setUpCA(ctx, cfg, st, log.With("component", "ca"))
+	if err != nil {
+		return err
+	}
+	if path, err := writeRootFile(cfg.DataDir, authority); err != nil {
+		log.Warn("the trust bundle is served at GET /api/v1/ca/root but could not be written for local proxies", "error", err)
+	} else {
+		log.Info("wrote the trust bundle for local proxies", "path", path, "trust_domain", cfg.Security.TrustDomain.Name())
+	}
+	serverCerts, err := ca.NewServerCertSource(authority, cfg.Security.XDSTLSHosts, cfg.Security.XDSTLSIPs, 0, log.With("component", "ca"))
+	if err != nil {
+		return err
+	}
 
 	reg := registry.New(st, log.With("component", "registry"), cfg.RegistrationGrace)
 	if err := reg.Load(ctx); err != nil {
@@ -249,12 +292,31 @@ func serve(ctx context.Context, cfg *Config, log *slog.Logger, stdout io.Writer)
 	if err != nil {
 		return err
 	}
-	grpcSrv := grpc.NewServer(
-		grpc.MaxConcurrentStreams(1<<20),
-		grpc.KeepaliveParams(keepalive.ServerParameters{Time: 30 * time.Second, Timeout: 10 * time.Second}),
-		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: 10 * time.Second, PermitWithoutStream: true}),
+	newGRPCServer := func(opts ...grpc.ServerOption) *grpc.Server {
+		return grpc.NewServer(append([]grpc.ServerOption{
+			grpc.MaxConcurrentStreams(1 << 20),
+			grpc.KeepaliveParams(keepalive.ServerParameters{Time: 30 * time.Second, Timeout: 10 * time.Second}),
+			grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: 10 * time.Second, PermitWithoutStream: true}),
+		}, opts...)...)
+	}
+	// The authenticated port: TLS with the mesh CA's certificate, and a workload token on every
+	// call, whose identity the xDS server and the certificate service hold the proxy to.
+	workloadAuth := cagrpc.NewAuthenticator(authSvc, cagrpc.AuthenticatorOptions{Log: log.With("component", "xds-auth")})
+	tlsSrv := newGRPCServer(
+		grpc.Creds(credentials.NewTLS(serverTLSConfig(serverCerts))),
+		grpc.ChainUnaryInterceptor(workloadAuth.UnaryInterceptor()),
+		grpc.ChainStreamInterceptor(workloadAuth.StreamInterceptor()),
 	)
-	xdsSrv.Register(grpcSrv)
+	grpcSrvs := []*grpc.Server{tlsSrv}
+	var grpcSrv *grpc.Server // the plaintext port's server, only with --insecure-xds
+	if xdsLn != nil {
+		grpcSrv = newGRPCServer()
+		grpcSrvs = append(grpcSrvs, grpcSrv)
+	}
+	for _, g := range grpcSrvs {
+		xdsSrv.Register(g)
+	}
+	cagrpc.NewCertificateService(authority, cfg.Security.WorkloadCertTTL, log.With("component", "ca")).Register(tlsSrv)
 	tel, err := telemetry.New(telemetry.Options{
 		Store: st, Log: log.With("component", "telemetry"),
 		Retention10s: cfg.TelemetryRetention10s, Retention1m: cfg.TelemetryRetention1m,
@@ -262,25 +324,43 @@ func serve(ctx context.Context, cfg *Config, log *slog.Logger, stdout io.Writer)
 	if err != nil {
 		return err
 	}
-	telIntake, err := intake.New(intake.Options{Log: log.With("component", "telemetry-intake"), Metrics: tel, Logs: telemetry.NewTap(telemetry.TapOptions{})})
+	tap := telemetry.NewTap(telemetry.TapOptions{})
+	telIntake, err := intake.New(intake.Options{Log: log.With("component", "telemetry-intake"), Metrics: tel, Logs: tap})
 	if err != nil {
 		return err
 	}
-	telIntake.Register(grpcSrv)
+	for _, g := range grpcSrvs {
+		telIntake.Register(g)
+	}
+	sched, err := experiments.New(experiments.Options{
+		Runs: st, Config: st, Overlay: xdsSrv, Rates: tel, Log: log.With("component", "experiments"),
+	})
+	if err != nil {
+		return err
+	}
+	// One pass before serving, so that the first push already leaves out the runs that were
+	// stopped before a restart.
+	if _, err := sched.Reconcile(ctx); err != nil {
+		return err
+	}
 	var xdsServing atomic.Bool
+	live := api.NewLiveHub(api.LiveOptions{Log: log.With("component", "live"), Graph: tel, Tap: tap, Revisions: st, Proxies: xdsSrv})
 
 	httpSrv := &http.Server{
 		Handler: api.NewServer(api.Deps{
-			Log:        log.With("component", "api"),
-			DB:         st,
-			XDSServing: xdsServing.Load,
-			Proxies:    xdsSrv,
-			Console:    web.Assets(),
-			Auth:       authSvc,
-			Audit:      st,
-			Config:     st,
-			Changes:    changes.New(st),
-			Telemetry:  tel,
+			Log:         log.With("component", "api"),
+			DB:          st,
+			XDSServing:  xdsServing.Load,
+			Proxies:     xdsSrv,
+			Console:     web.Assets(),
+			Auth:        authSvc,
+			Audit:       st,
+			Config:      st,
+			Changes:     changes.New(st),
+			Telemetry:   tel,
+			Experiments: sched,
+			Live:        live,
+			CA:          authority,
 		}),
 		ReadHeaderTimeout: 10 * time.Second,
 		IdleTimeout:       2 * time.Minute,
@@ -292,13 +372,24 @@ func serve(ctx context.Context, cfg *Config, log *slog.Logger, stdout io.Writer)
 	g.Go(func() error { return xdsSrv.WatchConfig(ctx, configRev) })
 	g.Go(func() error { return tel.Run(ctx) })
 	g.Go(func() error { return tel.RunRetention(ctx) })
+	g.Go(func() error { return sched.Run(ctx) })
+	g.Go(func() error { return live.Run(ctx) })
+	g.Go(func() error { return serverCerts.Run(ctx) })
 	g.Go(func() error {
 		xdsServing.Store(true)
-		if err := grpcSrv.Serve(xdsLn); err != nil && !errors.Is(err, grpc.ErrServerStopped) {
-			return fmt.Errorf("xds server: %w", err)
+		if err := tlsSrv.Serve(tlsLn); err != nil && !errors.Is(err, grpc.ErrServerStopped) {
+			return fmt.Errorf("authenticated xds server: %w", err)
 		}
 		return nil
 	})
+	if grpcSrv != nil {
+		g.Go(func() error {
+			if err := grpcSrv.Serve(xdsLn); err != nil && !errors.Is(err, grpc.ErrServerStopped) {
+				return fmt.Errorf("xds server: %w", err)
+			}
+			return nil
+		})
+	}
 	g.Go(func() error {
 		if err := httpSrv.Serve(httpLn); err != nil && !errors.Is(err, http.ErrServerClosed) {
 			return fmt.Errorf("http server: %w", err)
@@ -313,11 +404,18 @@ func serve(ctx context.Context, cfg *Config, log *slog.Logger, stdout io.Writer)
 		_ = httpSrv.Shutdown(sctx)
 		// Proxies hold their streams open forever, so a graceful stop would wait for them all;
 		// they reconnect to the next server and keep serving meanwhile.
-		grpcSrv.Stop()
+		for _, g := range grpcSrvs {
+			g.Stop()
+		}
 		return nil
 	})
-	log.Info("sluice-server started", "version", version.String(), "http_addr", httpLn.Addr().String(), "xds_addr", xdsLn.Addr().String())
-	fmt.Fprintf(stdout, "sluice-server is ready: console http://%s  xDS %s\n", httpLn.Addr(), xdsLn.Addr())
+	plain := "off"
+	if xdsLn != nil {
+		plain = xdsLn.Addr().String()
+	}
+	log.Info("sluice-server started", "version", version.String(), "http_addr", httpLn.Addr().String(),
+		"xds_tls_addr", tlsLn.Addr().String(), "xds_addr", plain, "trust_domain", cfg.Security.TrustDomain.Name())
+	fmt.Fprintf(stdout, "sluice-server is ready: console http://%s  xDS (TLS, workload tokens) %s  plaintext xDS %s\n", httpLn.Addr(), tlsLn.Addr(), plain)
 	err = g.Wait()
 	log.Info("sluice-server stopped")
 	return err

@@ -9,7 +9,20 @@
 // checked held, and 1 with the reason otherwise.
 
 import { Browser, check, eventually } from './browser.mjs'
-import { ConfigPage, EditorPage, LoginPage, ProxiesPage, ResourcePage, RevisionsPage, Shell } from './pages.mjs'
+import {
+  AccessPage,
+  AuditPage,
+  ConfigPage,
+  EditorPage,
+  ExperimentsPage,
+  GraphPage,
+  LoginPage,
+  ProxiesPage,
+  ResourcePage,
+  RevisionsPage,
+  ServicePage,
+  Shell,
+} from './pages.mjs'
 
 const env = (name) => {
   const v = process.env[name]
@@ -237,13 +250,13 @@ const steps = {
     check(/^Applied as revision \d+$/.test(retried ?? ''), `the retry answered "${retried}"`)
   },
 
-  // A real sidecar, started by the Go test, is listed connected and in sync.
+  // A real sidecar (service hello), started by the Go test, is listed connected and in sync.
   async proxies(b) {
     const page = await b.page()
     const shell = await openConsole(page)
     await shell.go('Proxies')
     const proxies = new ProxiesPage(page)
-    const row = proxies.row('reviews')
+    const row = proxies.row('hello')
     await row.waitFor()
     await eventually('the sidecar is in sync', async () => {
       const cells = (await row.getByRole('cell').allTextContents()).join(' | ')
@@ -339,6 +352,158 @@ const steps = {
     await page.getByRole('status').filter({ hasText: 'Your session ended' }).waitFor()
     await new LoginPage(page).signIn(user, password)
     await shell.heading('Proxies').waitFor()
+  },
+  // Bookinfo runs behind sidecars and a gateway, and the Go test sends requests through it
+  // meanwhile: the graph shows who calls whom with figures, and an edge's details.
+  async graph(b) {
+    const page = await b.page()
+    await openConsole(page)
+    await page.getByRole('table', { name: /Each service's traffic over the last 10s/ }).getByRole('link', { name: 'reviews' }).waitFor({ timeout: 30_000 })
+    await b.screenshot(page, 'overview-live')
+    const graph = new GraphPage(page)
+    await graph.open()
+    await graph.canvas.waitFor({ timeout: 30_000 })
+    await graph.edge('productpage', 'reviews').waitFor({ timeout: 30_000 })
+    const panel = await graph.details('productpage', 'reviews')
+    const text = await panel.textContent()
+    check(/Rate[\d.]+ rps/.test(text) && /Success rate[\d.]+ %/.test(text) && /p50 \/ p95 \/ p99/.test(text), `the edge's details say "${text}"`)
+    await b.screenshot(page, 'graph')
+    await page.keyboard.press('Escape')
+    await panel.waitFor({ state: 'detached' })
+    await graph.versions.check()
+    await graph.edge('reviews', 'reviews-v3 (v3)').waitFor({ timeout: 30_000 })
+    await b.screenshot(page, 'graph-versions')
+
+    // The live tap on the service page, filtered on the server to successful GETs.
+    const svc = new ServicePage(page, 'reviews')
+    await svc.open('default')
+    await page.getByLabel('Method').selectOption('GET')
+    await page.getByLabel('Status').selectOption('2xx')
+    await page.getByRole('button', { name: 'Start tap' }).click()
+    const tap = page.getByRole('table', { name: /Requests to reviews\.default\.svc\.cluster\.local/ })
+    await tap.getByRole('row').nth(1).waitFor({ timeout: 30_000 })
+    const row = await tap.getByRole('row').nth(1).getByRole('cell').allTextContents()
+    check(row[3] === 'GET' && /^2\d\d$/.test(row[5]) && row[4].startsWith('/reviews/'), `a tapped request: ${row}`)
+  },
+
+  // The canary slider, from the keyboard: reviews v3 to 30 %, Apply, and the panel follows
+  // the revision to every sidecar (the Go test then measures the split through the gateway).
+  async canary(b) {
+    const page = await b.page()
+    await openConsole(page)
+    const svc = new ServicePage(page, 'reviews')
+    await svc.open('default')
+    await eventually('the split is read', async () => check((await svc.weight('v3')) === 100, `v3 is at ${await svc.weight('v3')}`))
+    check(await svc.applyButton.isDisabled(), 'Apply is enabled before anything moved')
+    await svc.setWeight('v3', 30)
+    const sum = (await svc.weight('v1')) + (await svc.weight('v2')) + (await svc.weight('v3'))
+    check(sum === 100, `the weights add up to ${sum}`)
+    // v2 locked at 0: v3's 70 points go to v1 alone.
+    await page.getByRole('checkbox', { name: 'Lock reviews v2' }).check()
+    check(await svc.slider('v2').isDisabled(), 'a locked slider moves')
+    await svc.setWeight('v3', 30)
+    check((await svc.weight('v2')) === 35 && (await svc.weight('v1')) === 35, 'the locked weight moved, or the free one did not')
+    await page.getByRole('checkbox', { name: 'Lock reviews v2' }).uncheck()
+    await page.getByRole('button', { name: 'Reset' }).click()
+    await page.getByRole('checkbox', { name: 'Lock reviews v2' }).check()
+    await svc.setWeight('v3', 30)
+    check((await svc.weight('v1')) === 70 && (await svc.weight('v2')) === 0, `v1 ${await svc.weight('v1')}, v2 ${await svc.weight('v2')}`)
+    await svc.applyButton.click()
+    const said = await svc.propagated('Apply')
+    console.log(said)
+    await page.getByRole('link', { name: 'default/reviews' }).first().waitFor()
+    await b.screenshot(page, 'service')
+  },
+
+  // Roll back puts the split as it was before the slider moved.
+  async rollback(b) {
+    const page = await b.page()
+    await openConsole(page)
+    const svc = new ServicePage(page, 'reviews')
+    await svc.open('default')
+    await eventually('the split is read', async () => check((await svc.weight('v3')) === 30, `v3 is at ${await svc.weight('v3')}`))
+    await svc.rollbackButton.click()
+    await svc.propagated('Rollback')
+    await eventually('the slider shows the restored split', async () => check((await svc.weight('v3')) === 100, `v3 is at ${await svc.weight('v3')}`))
+  },
+
+  // A viewer sees the traffic controls, disabled, and why.
+  async viewer(b) {
+    const page = await b.page()
+    await openConsole(page)
+    const svc = new ServicePage(page, 'reviews')
+    await svc.open('default')
+    await page.getByText('Your role, viewer, cannot change traffic.').waitFor()
+    for (const v of ['v1', 'v2', 'v3']) check(await svc.slider(v).isDisabled(), `a viewer can move the ${v} slider`)
+    check(await svc.applyButton.isDisabled(), 'a viewer can press Apply')
+    check(await svc.rollbackButton.isDisabled(), 'a viewer can press Roll back')
+    check(await page.getByRole('button', { name: 'Promote v3' }).isDisabled(), 'a viewer can promote')
+    await b.screenshot(page, 'service-viewer')
+  },
+
+  // A fault experiment from the form: an abort on ratings, running with a countdown.
+  async experiment(b) {
+    const page = await b.page()
+    await openConsole(page)
+    const ex = new ExperimentsPage(page)
+    await ex.open()
+    await ex.create(
+      { 'Experiment name': 'ratings-abort', 'Target service': 'ratings', Duration: '5m', 'Answer with HTTP status': '503', 'Aborted requests (%)': '100' },
+      { Delay: false, Abort: true },
+    )
+    const row = ex.runningRow('default/ratings-abort')
+    await row.waitFor({ timeout: 30_000 })
+    await eventually('the experiment runs', async () => check((await row.getByRole('cell').allTextContents()).includes('Running'), 'not running yet'))
+    const left = await row.getByRole('timer').textContent()
+    check(/^[45]:\d\d$/.test(left ?? ''), `time left: "${left}"`)
+    await b.screenshot(page, 'experiments')
+  },
+
+  // Stop ends the running experiment; it moves to the past ones.
+  async stop(b) {
+    const page = await b.page()
+    await openConsole(page)
+    const ex = new ExperimentsPage(page)
+    await ex.open()
+    await ex.runningRow('default/ratings-abort').getByRole('button', { name: 'Stop ratings-abort' }).click()
+    await ex.runningRow('default/ratings-abort').waitFor({ state: 'detached' })
+    await ex.past.getByRole('row').filter({ hasText: 'default/ratings-abort' }).filter({ hasText: 'Stopped' }).first().waitFor()
+  },
+
+  // The audit log, filtered by user.
+  async audit(b) {
+    const page = await b.page()
+    await openConsole(page)
+    const audit = new AuditPage(page)
+    await audit.open()
+    await audit.table.waitFor()
+    await audit.filter({ User: 'bob' })
+    await eventually('only bob is listed', async () => {
+      const actors = await audit.actors()
+      check(actors.length > 0 && actors.every((a) => a === 'bob'), `actors: ${actors}`)
+    })
+    await audit.filter({ User: '', Action: 'experiment.stop' })
+    await eventually('the stop is listed', async () => check((await audit.actors()).join() === 'alice', `actors: ${await audit.actors()}`))
+    await b.screenshot(page, 'audit')
+  },
+
+  // A token, shown once, then revoked; a user created, given another role, deleted.
+  async access(b) {
+    const page = await b.page()
+    await openConsole(page)
+    const access = new AccessPage(page)
+    await access.open()
+    const secret = await access.createToken('e2e-token')
+    check(/^slc_/.test(secret ?? ''), `the token is "${secret}"`)
+    await page.getByRole('button', { name: 'Copy token' }).waitFor()
+    await b.screenshot(page, 'access')
+    await page.getByRole('button', { name: 'Done' }).click()
+    check((await page.getByLabel('New token').count()) === 0, 'the secret is still shown')
+    await access.revokeToken('e2e-token')
+    await access.createUser('frank', 'frank-e2e-password', 'viewer')
+    await access.setRole('frank', 'operator')
+    await eventually('frank is an operator', async () => check((await page.getByLabel('Role of frank').inputValue()) === 'operator', 'not yet'))
+    await access.deleteUser('frank')
   },
 }
 

@@ -227,3 +227,170 @@ export class ProxiesPage {
     return this.table.getByRole('row').filter({ has: this.page.getByRole('rowheader', { name: service, exact: true }) })
   }
 }
+
+/** The traffic graph: the canvas, and the table of the same edges under it. */
+export class GraphPage {
+  constructor(page) {
+    this.page = page
+    this.canvas = page.getByRole('img', { name: /^Traffic graph: \d+ nodes/ })
+    this.edges = page.getByRole('table', { name: /Traffic between nodes/ })
+    this.versions = page.getByRole('checkbox', { name: 'Show versions' })
+    this.namespace = page.getByLabel('Namespace')
+  }
+
+  async open() {
+    await this.page.goto('/graph')
+    await this.page.getByRole('heading', { level: 1, name: 'Traffic graph' }).waitFor()
+  }
+
+  /** edge returns the row of the edge from one node to another, by their labels. */
+  edge(from, to) {
+    return this.edges.getByRole('rowheader', { name: `${from} to ${to}`, exact: true })
+  }
+
+  /** details opens the side panel of the edge from → to and returns it. */
+  async details(from, to) {
+    await this.edge(from, to).getByRole('button').click()
+    const panel = this.page.getByRole('complementary', { name: `${from} → ${to}` })
+    await panel.waitFor()
+    return panel
+  }
+}
+
+/** A service's page: versions, the canary slider, charts, routes and the tap. */
+export class ServicePage {
+  constructor(page, service) {
+    this.page = page
+    this.service = service
+    this.applyButton = page.getByRole('button', { name: 'Apply', exact: true })
+    this.rollbackButton = page.getByRole('button', { name: 'Roll back', exact: true })
+    this.status = page.getByRole('status').filter({ hasText: /revision \d+/ })
+  }
+
+  async open(namespace) {
+    await this.page.goto(`/services/${namespace}/${this.service}`)
+    await this.page.getByRole('heading', { level: 1, name: this.service }).waitFor()
+    await this.page.getByRole('heading', { level: 2, name: 'Traffic split' }).waitFor()
+  }
+
+  slider(version) {
+    return this.page.getByRole('slider', { name: `${this.service} ${version} weight` })
+  }
+
+  async weight(version) {
+    return Number(await this.slider(version).inputValue())
+  }
+
+  /** setWeight moves a slider from the keyboard, as a user would: Home, then arrows. */
+  async setWeight(version, value) {
+    const s = this.slider(version)
+    await s.focus()
+    await this.page.keyboard.press('Home')
+    for (let i = 0; i < value; i++) await this.page.keyboard.press('ArrowRight')
+    check((await this.weight(version)) === value, `the ${version} slider is at ${await this.weight(version)}, want ${value}`)
+  }
+
+  /**
+   * propagated waits until the panel says the change reached every sidecar, and returns the
+   * message, which is "<what>: revision R applied to N/M sidecars in X ms."
+   */
+  async propagated(what) {
+    const done = this.page.getByText(new RegExp(`^${what}: revision \\d+ applied to (\\d+)/\\1 sidecars in \\d+ ms\\.$`))
+    await done.waitFor({ timeout: 40_000 })
+    return done.textContent()
+  }
+}
+
+export class ExperimentsPage {
+  constructor(page) {
+    this.page = page
+    this.running = page.getByRole('table', { name: 'Running and scheduled experiments' })
+    this.past = page.getByRole('table', { name: /Past experiment runs/ })
+  }
+
+  async open() {
+    await this.page.goto('/experiments')
+    await this.page.getByRole('heading', { level: 1, name: 'Experiments' }).waitFor()
+  }
+
+  /** create fills the form: fields by label, checkboxes by name (true to tick). */
+  async create(fields, boxes) {
+    for (const [name, on] of Object.entries(boxes)) await this.page.getByRole('checkbox', { name }).setChecked(on)
+    for (const [label, value] of Object.entries(fields)) await this.page.getByLabel(label, { exact: true }).fill(value)
+    await this.page.getByRole('button', { name: 'Start experiment' }).click()
+    await this.page.getByRole('status').filter({ hasText: /applied: it starts now/ }).waitFor()
+  }
+
+  runningRow(name) {
+    return this.running.getByRole('row').filter({ has: this.page.getByRole('rowheader', { name }) })
+  }
+}
+
+export class AuditPage {
+  constructor(page) {
+    this.page = page
+    this.table = page.getByRole('table', { name: /Audit log entries/ })
+  }
+
+  async open() {
+    await this.page.goto('/audit')
+    await this.page.getByRole('heading', { level: 1, name: 'Audit log' }).waitFor()
+  }
+
+  async filter(fields) {
+    for (const [label, value] of Object.entries(fields)) await this.page.getByLabel(label, { exact: true }).fill(value)
+    await this.page.getByRole('button', { name: 'Filter' }).click()
+  }
+
+  async actors() {
+    await this.table.waitFor()
+    return this.table.getByRole('rowheader').allTextContents()
+  }
+}
+
+export class AccessPage {
+  constructor(page) {
+    this.page = page
+    this.tokens = page.getByRole('table', { name: 'API tokens' })
+    this.users = page.getByRole('table', { name: 'Users' })
+  }
+
+  async open() {
+    await this.page.goto('/access')
+    await this.page.getByRole('heading', { level: 1, name: 'Users and tokens' }).waitFor()
+  }
+
+  /** createToken makes a token and returns its secret, shown once. */
+  async createToken(name) {
+    await this.page.getByLabel('Token name').fill(name)
+    await this.page.getByRole('button', { name: 'Create token' }).click()
+    const secret = this.page.getByLabel('New token')
+    await secret.waitFor()
+    return secret.textContent()
+  }
+
+  async revokeToken(name) {
+    await this.page.getByRole('button', { name: `Revoke token ${name}` }).click()
+    await this.page.getByRole('dialog').getByRole('button', { name: 'Revoke' }).click()
+    await this.tokens.getByRole('row').filter({ has: this.page.getByRole('rowheader', { name }) }).getByText('Revoked').waitFor()
+  }
+
+  async createUser(username, password, role) {
+    const form = this.page.getByRole('form', { name: 'New user' })
+    await form.getByLabel('Username').fill(username)
+    await form.getByLabel('Password').fill(password)
+    await form.getByLabel('Role').selectOption(role)
+    await form.getByRole('button', { name: 'Create user' }).click()
+    await this.users.getByRole('rowheader', { name: username, exact: true }).waitFor()
+  }
+
+  async setRole(username, role) {
+    await this.page.getByLabel(`Role of ${username}`).selectOption(role)
+  }
+
+  async deleteUser(username) {
+    await this.page.getByRole('button', { name: `Delete user ${username}` }).click()
+    await this.page.getByRole('dialog').getByRole('button', { name: 'Delete' }).click()
+    await this.users.getByRole('rowheader', { name: username, exact: true }).waitFor({ state: 'detached' })
+  }
+}

@@ -126,7 +126,7 @@ func Run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	server := sup.start("sluice-server", "sluice-server", []string{"--data-dir", *dataDir, "--http-addr", *httpAddr, "--xds-addr", *xdsAddr},
+	server := sup.start("sluice-server", "sluice-server", []string{"--data-dir", *dataDir, "--http-addr", *httpAddr, "--xds-addr", *xdsAddr, "--insecure-xds"},
 		[]string{"SLUICE_ADMIN_PASSWORD=" + password})
 	if err := waitHTTP(ctx, "http://"+*httpAddr+"/readyz", server, 2*time.Minute); err != nil {
 		return fmt.Errorf("sluice-server did not become ready: %w", err)

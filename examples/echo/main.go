@@ -6,7 +6,10 @@
 //
 // HTTP endpoints:
 //
-//	GET /            {"service","instance","host","path"} — who answered
+//	GET /            {"service","instance","host","path"} — who answered; with --fail-every N,
+//	                 every Nth request to / (counted from the start) answers 500 instead,
+//	                 {"service","instance","error"}, a deterministic failure for retry and
+//	                 outlier-detection tests
 //	GET /slow?ms=N   the same after N milliseconds (for drain tests)
 //	GET /call?url=U  calls U through the sidecar; answers {"status","body"} of the peer's reply
 //	GET /grpc?target=HOST:PORT&code=N
@@ -28,6 +31,7 @@ import (
 	"os"
 	"os/signal"
 	"strconv"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -51,6 +55,9 @@ type app struct {
 	outbound          string
 	client            *http.Client
 	log               *slog.Logger
+	// failEvery makes every failEvery-th request to / fail; 0 never.
+	failEvery uint64
+	requests  atomic.Uint64
 }
 
 func run(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
@@ -61,6 +68,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	httpAddr := fs.String("http-addr", "127.0.0.1:18080", "HTTP listen address")
 	grpcAddr := fs.String("grpc-addr", "", "gRPC listen address (empty: no gRPC)")
 	outbound := fs.String("outbound", "", "the sidecar's outbound listener HOST:PORT for gRPC calls (default: from HTTP_PROXY)")
+	failEvery := fs.Uint64("fail-every", 0, "answer 500 to every Nth request to / (1: all of them; 0: none)")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -73,7 +81,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		}
 	}
 	log := slog.New(slog.NewTextHandler(stderr, nil)).With("instance", *instance)
-	a := &app{service: *service, instance: *instance, outbound: *outbound, log: log, client: &http.Client{
+	a := &app{service: *service, instance: *instance, outbound: *outbound, log: log, failEvery: *failEvery, client: &http.Client{
 		Timeout:   10 * time.Second,
 		Transport: &http.Transport{Proxy: http.ProxyFromEnvironment, MaxIdleConnsPerHost: 64},
 	}}
@@ -119,6 +127,15 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 
 func (a *app) routes() http.Handler {
 	mux := http.NewServeMux()
+	mux.HandleFunc("GET /{$}", func(w http.ResponseWriter, r *http.Request) {
+		if n := a.requests.Add(1); a.failEvery > 0 && n%a.failEvery == 0 {
+			writeJSON(w, http.StatusInternalServerError, map[string]string{
+				"service": a.service, "instance": a.instance, "error": "request " + strconv.FormatUint(n, 10) + " fails (--fail-every)",
+			})
+			return
+		}
+		a.hello(w, r)
+	})
 	mux.HandleFunc("GET /", a.hello)
 	mux.HandleFunc("GET /slow", func(w http.ResponseWriter, r *http.Request) {
 		ms, _ := strconv.Atoi(r.URL.Query().Get("ms"))

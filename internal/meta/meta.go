@@ -52,7 +52,30 @@ const (
 	// KeyDraining is "true" once the proxy has begun a graceful shutdown: the server removes
 	// its endpoints at once instead of waiting for the disconnect grace period.
 	KeyDraining = "DRAINING"
+	// KeyAppHealth is the application's health as its sidecar probes it (string): absent
+	// or empty when the sidecar does not probe, AppReady, or AppNotReady followed by the
+	// reason. The server takes a not-ready workload's endpoints out of load balancing.
+	KeyAppHealth = "APP_HEALTH"
 )
+
+// Values of KeyAppHealth.
+const (
+	AppReady    = "ready"
+	AppNotReady = "not ready: "
+)
+
+// ParseAppHealth reads a KeyAppHealth value: whether the application takes traffic, and why
+// not. Anything but an AppNotReady value counts as ready, so that a proxy that does not
+// probe, or a newer proxy's value this server does not know, never empties a service.
+func ParseAppHealth(v string) (ready bool, reason string) {
+	if r, ok := strings.CutPrefix(v, AppNotReady); ok {
+		return false, r
+	}
+	if v == strings.TrimSuffix(AppNotReady, ": ") {
+		return false, ""
+	}
+	return true, ""
+}
 
 // Proxy modes.
 const (

@@ -1,6 +1,6 @@
 // Package admin serves sluice-proxy's admin endpoints on <address>:15000, shaped after
 // Envoy's admin interface so that the same habits and tools work: /ready, /config_dump,
-// /stats, /clusters, and POST /drain.
+// /stats, /stats/prometheus, /clusters, and POST /drain.
 package admin
 
 import (
@@ -11,6 +11,7 @@ import (
 
 	"github.com/sluicemesh/sluice/proxy/internal/cluster"
 	"github.com/sluicemesh/sluice/proxy/internal/listener"
+	"github.com/sluicemesh/sluice/proxy/internal/telemetry"
 	"github.com/sluicemesh/sluice/proxy/internal/xdsclient"
 )
 
@@ -37,6 +38,13 @@ type Deps struct {
 	Drain func()
 	// Started is when the proxy started.
 	Started time.Time
+	// Telemetry returns what the telemetry Pusher did; nil leaves it out of /stats.
+	Telemetry func() telemetry.PushStats
+	// Recorder holds the request metrics, also served at /stats/prometheus as Envoy's admin
+	// does; nil serves none.
+	Recorder *telemetry.Recorder
+	// Pprof serves Go's profiles at /debug/pprof/ (sluice-proxy --pprof).
+	Pprof bool
 }
 
 // NewServer returns the admin handler.

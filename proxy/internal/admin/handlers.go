@@ -204,6 +204,23 @@ func handleStats(d Deps) http.Handler {
 				line(p+".last_error", fmt.Sprintf("%q", ts.LastError))
 			}
 		}
+		if d.Recorder != nil {
+			rs := d.Recorder.Stats()
+			line("telemetry.series", rs.Series)
+			line("telemetry.overflow_requests", rs.OverflowRequests)
+			line("telemetry.access_logs_queued", rs.LogsQueued)
+			line("telemetry.access_logs_dropped", rs.LogsDropped)
+		}
+		if d.Telemetry != nil {
+			ps := d.Telemetry()
+			line("telemetry.metrics_connected", boolInt(ps.MetricsConnected))
+			line("telemetry.metrics_streams_opened", ps.MetricsStreams)
+			line("telemetry.metrics_messages_sent", ps.MetricsMessages)
+			line("telemetry.access_log_connected", boolInt(ps.LogsConnected))
+			line("telemetry.access_log_streams_opened", ps.LogStreams)
+			line("telemetry.access_log_entries_sent", ps.LogEntriesSent)
+			line("telemetry.access_log_entries_lost", ps.LogEntriesLost)
+		}
 		clusterStats(d.Clusters, line)
 		ls := d.Listeners()
 		names := make([]string, 0, len(ls))

@@ -11,6 +11,9 @@ type Endpoint struct {
 	Address string
 	// Weight is the endpoint's load-balancing weight, at least 1.
 	Weight uint32
+	// Identity is the workload behind the endpoint (EDS metadata), for telemetry; nil when
+	// EDS names none.
+	Identity *Identity
 
 	load    *load
 	outlier *hostOutlier // nil without outlier detection

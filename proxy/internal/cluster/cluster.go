@@ -361,6 +361,9 @@ type Assignment struct {
 	// degraded (when no priority has a usable endpoint, all of the lowest priority's): Envoy's
 	// panic mode balances over them too.
 	Unhealthy []EndpointSpec
+	// Identities names the workload behind each endpoint address whose metadata says (see
+	// Identity); nil when none does.
+	Identities map[string]*Identity
 }
 
 // EndpointSpec is one upstream endpoint of an assignment.
@@ -408,6 +411,7 @@ func CompileAssignment(cla *endpointv3.ClusterLoadAssignment, allowNames bool) (
 				w = lw.GetValue()
 			}
 			spec := EndpointSpec{Address: net.JoinHostPort(host, strconv.FormatUint(uint64(sa.GetPortValue()), 10)), Weight: w}
+			a.addIdentity(spec.Address, lbe.GetMetadata())
 			p := loc.GetPriority()
 			switch lbe.GetHealthStatus() {
 			case corev3.HealthStatus_UNKNOWN, corev3.HealthStatus_HEALTHY:

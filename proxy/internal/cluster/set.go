@@ -72,7 +72,11 @@ func New(cfg *Config, a *Assignment, prev *Cluster, pools *Pools) *Cluster {
 		if l == nil {
 			l = &load{}
 		}
-		return &Endpoint{Address: spec.Address, Weight: spec.Weight, load: l}
+		e := &Endpoint{Address: spec.Address, Weight: spec.Weight, load: l}
+		if a != nil {
+			e.Identity = a.Identities[spec.Address]
+		}
+		return e
 	}
 	if a != nil {
 		for _, spec := range a.Endpoints {

@@ -37,6 +37,8 @@ type handler struct {
 	stats   *Stats
 	log     *slog.Logger
 	mirror  *mirrorer
+	// rec is what the listener records requests with; nil records nothing.
+	rec *recording
 }
 
 // exchange is one request on its way through the filters and the router. It lives on the
@@ -62,6 +64,20 @@ type exchange struct {
 	corsPolicy *filter.CORS
 	// setCookie is a cookie the route's hash policy made, for the upstream's answer.
 	setCookie string
+
+	// What telemetry records (telemetry.go), set only while the listener records.
+	start time.Time
+	// body counts a request body of unknown length; nil otherwise.
+	body *countingBody
+	// status is the HTTP status sent downstream, 0 until one was; grpcCode the gRPC status
+	// answered (-1 for none seen); respBytes the response body's bytes sent.
+	status, grpcCode int
+	respBytes        int64
+	// clusterName and ep are the cluster the router chose and the endpoint last tried.
+	clusterName string
+	ep          *cluster.Endpoint
+	// detail is why the proxy answered itself.
+	detail string
 }
 
 // ServeHTTP routes one request, runs it through the HTTP filters and forwards it or answers
@@ -79,8 +95,12 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		authority = route.StripPort(authority)
 	}
 	path := requestPath(r)
-	ex := exchange{h: h, w: w, r: r, s: s,
+	ex := exchange{h: h, w: w, r: r, s: s, grpcCode: -1,
 		req: route.Request{Authority: authority, Method: r.Method, Path: path, Scheme: "http", Header: r.Header}}
+	if h.rec != nil && h.rec.rec != nil {
+		ex.startRecording()
+		defer ex.record()
+	}
 	ex.vh, ex.rt = s.Routes.Match(&ex.req)
 	if ex.rt == nil {
 		ex.reply(FlagNoRoute, http.StatusNotFound, "", "no route for "+authority+" "+r.Method+" "+path)
@@ -183,6 +203,7 @@ func (ex *exchange) cors() (answered bool) {
 	}
 	h.Set(ReasonHeader, reason)
 	ex.h.stats.CORSPreflights.Add(1)
+	ex.status, ex.detail = http.StatusOK, reason
 	ex.w.WriteHeader(http.StatusOK)
 	return true
 }
@@ -199,6 +220,7 @@ func (ex *exchange) route() {
 			wh.Set("Content-Length", strconv.Itoa(len(rt.Action.Body)))
 		}
 		ex.finishHeaders(wh)
+		ex.status, ex.respBytes = rt.Action.Status, int64(len(rt.Action.Body))
 		ex.w.WriteHeader(rt.Action.Status)
 		_, _ = ex.w.Write(rt.Action.Body)
 		return
@@ -206,12 +228,13 @@ func (ex *exchange) route() {
 		wh := ex.w.Header()
 		wh.Set("Location", rt.Action.RedirectSpec.Location(&ex.req, rt))
 		ex.finishHeaders(wh)
+		ex.status = rt.Action.RedirectSpec.Status
 		ex.w.WriteHeader(rt.Action.RedirectSpec.Status)
 		return
 	}
 
 	name, branch := rt.Action.Pick(&ex.req)
-	ex.branch = branch
+	ex.branch, ex.clusterName = branch, name
 	c := ex.s.Clusters[name]
 	if c == nil {
 		ex.reply(FlagNoCluster, rt.Action.ClusterNotFoundStatus, "", "cluster "+name+" not found")
@@ -337,28 +360,32 @@ var errWrite = errors.New("write to client failed")
 // bufPool holds the buffers response bodies are copied with.
 var bufPool = sync.Pool{New: func() any { b := make([]byte, 32*1024); return &b }}
 
-func copyBody(w http.ResponseWriter, body io.Reader, flush bool) error {
+// copyBody copies body to w and returns how many bytes were written.
+func copyBody(w http.ResponseWriter, body io.Reader, flush bool) (int64, error) {
 	bp := bufPool.Get().(*[]byte)
 	defer bufPool.Put(bp)
 	buf := *bp
 	rc := http.NewResponseController(w)
+	var written int64
 	for {
 		n, rerr := body.Read(buf)
 		if n > 0 {
-			if _, err := w.Write(buf[:n]); err != nil {
-				return errWrite
+			m, err := w.Write(buf[:n])
+			written += int64(m)
+			if err != nil {
+				return written, errWrite
 			}
 			if flush {
 				if err := rc.Flush(); err != nil {
-					return errWrite
+					return written, errWrite
 				}
 			}
 		}
 		if rerr == io.EOF {
-			return nil
+			return written, nil
 		}
 		if rerr != nil {
-			return rerr
+			return written, rerr
 		}
 	}
 }

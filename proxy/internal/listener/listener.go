@@ -44,6 +44,8 @@ type Manager struct {
 	mirror *mirrorer
 	// drainTimeout bounds the graceful close of a listener that LDS removed.
 	drainTimeout time.Duration
+	// telemetry is what listeners record with; nil for nothing.
+	telemetry *Telemetry
 
 	mu        sync.Mutex
 	listeners map[string]*Listener
@@ -73,6 +75,18 @@ func NewManager(stats *Stats, log *slog.Logger, drainTimeout time.Duration) *Man
 		listeners:    map[string]*Listener{},
 		reserved:     map[string]net.Listener{},
 	}
+}
+
+// UseTelemetry makes every listener bound from now on record its requests with t and
+// exchange the peer header (see Telemetry). Call it before the first Apply.
+func (m *Manager) UseTelemetry(t Telemetry) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.telemetry = &t
+}
+
+func (m *Manager) newHandler(name string) *handler {
+	return &handler{stats: m.stats, log: m.log, mirror: m.mirror, rec: recordingFor(m.telemetry, name)}
 }
 
 // BindError reports an address that could not be bound.
@@ -204,7 +218,7 @@ func (m *Manager) Apply(want map[string]Desired) error {
 		l := m.listeners[name]
 		if l == nil {
 			l = &Listener{name: name, cfg: d.Config, ln: fresh[name],
-				h: &handler{stats: m.stats, log: m.log, mirror: m.mirror}}
+				h: m.newHandler(name)}
 			m.listeners[name] = l
 		}
 		if d.Routes == nil {
@@ -261,7 +275,7 @@ func (m *Manager) rebind(old *Listener, cfg *Config) (*Listener, error) {
 		delete(m.listeners, old.name)
 		return nil, fmt.Errorf("listener %q: rebinding for new connection settings: %w", old.name, err)
 	}
-	l := &Listener{name: old.name, cfg: cfg, ln: ln, h: &handler{stats: m.stats, log: m.log, mirror: m.mirror}}
+	l := &Listener{name: old.name, cfg: cfg, ln: ln, h: m.newHandler(old.name)}
 	m.listeners[old.name] = l
 	return l, nil
 }

@@ -31,6 +31,15 @@ func (ex *exchange) replyGRPC(f Flag, status, grpcCode int, body, reason string)
 	}
 	h := ex.w.Header()
 	ex.finishHeaders(h)
+	ex.detail = reason
+	if isGRPC(ex.r.Header) {
+		ex.status, ex.grpcCode = http.StatusOK, grpcCode
+		if grpcCode < 0 {
+			ex.grpcCode = grpcStatus(status)
+		}
+	} else {
+		ex.status, ex.respBytes = status, int64(len(body))
+	}
 	localReply(ex.w, ex.r, status, grpcCode, body, reason)
 }
 

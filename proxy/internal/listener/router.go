@@ -43,6 +43,7 @@ func (ex *exchange) forward(c *cluster.Cluster, authority, path string) {
 		ex.noHealthyUpstream(c)
 		return
 	}
+	ex.ep = ep
 	ctx := r.Context()
 	timeout := rt.Action.Timeout
 	if rt.Action.HonorGRPCTimeout {
@@ -202,6 +203,7 @@ func (ex *exchange) forward(c *cluster.Cluster, authority, path string) {
 			ex.noHealthyUpstream(c)
 			return
 		}
+		ex.ep = ep
 	}
 }
 
@@ -280,6 +282,7 @@ func (ex *exchange) upstreamRequest(authority string) *http.Request {
 		ex.branch.RequestHeaders.Apply(out.Header)
 	}
 	filter.ApplyAll(ex.rt.RequestHeaders, out.Header)
+	ex.h.rec.peerHeader(out.Header, ex.ep)
 	return out
 }
 
@@ -416,6 +419,7 @@ func (ex *exchange) respond(res *http.Response) (broken bool) {
 		wh.Add("Set-Cookie", ex.setCookie)
 	}
 	ex.finishHeaders(wh)
+	ex.status = res.StatusCode
 	w.WriteHeader(res.StatusCode)
 	streaming := res.ContentLength < 0
 	if streaming && isGRPC(res.Header) && len(res.Header["Grpc-Status"]) == 0 {
@@ -428,7 +432,12 @@ func (ex *exchange) respond(res *http.Response) (broken bool) {
 
 	// Stream as the upstream does: a body of unknown length (chunked, gRPC, server-sent
 	// events) is flushed after every read, a sized one left to net/http's buffering.
-	if err := copyBody(w, res.Body, streaming); err != nil {
+	n, err := copyBody(w, res.Body, streaming)
+	ex.respBytes = n
+	if ex.h.rec != nil {
+		ex.grpcCode = grpcStatusOf(res)
+	}
+	if err != nil {
 		if errors.Is(err, errWrite) {
 			ex.setFlag(FlagDownstreamTermination)
 		} else {

@@ -75,6 +75,9 @@ type Pusher struct {
 	maxSeries int
 	// order is the metrics goroutine's cache of reportOrder.
 	order []*series
+	// flush asks the metrics stream for a report now; it closes the channel sent once the
+	// report is handed to gRPC.
+	flush chan chan struct{}
 
 	metricsStreams, logStreams      atomic.Uint64
 	metricsMessages, logMessages    atomic.Uint64
@@ -114,6 +117,29 @@ func NewPusher(rec *Recorder, conn grpc.ClientConnInterface, node *corev3.Node, 
 		ceiling:   o.BackoffMax,
 		log:       o.Log,
 		maxSeries: maxSeriesPerMessage,
+		flush:     make(chan chan struct{}),
+	}
+}
+
+// Flush sends the metrics now rather than at the next interval, and reports whether they
+// were handed to the stream before ctx ended. It does nothing (and reports false) while no
+// metrics stream is open. A proxy calls it once its listeners drained, so the control plane
+// sees its last requests before it goes.
+func (p *Pusher) Flush(ctx context.Context) bool {
+	if !p.metricsConnected.Load() {
+		return false
+	}
+	ack := make(chan struct{})
+	select {
+	case p.flush <- ack:
+	case <-ctx.Done():
+		return false
+	}
+	select {
+	case <-ack:
+		return true
+	case <-ctx.Done():
+		return false
 	}
 }
 
@@ -208,6 +234,7 @@ func (p *Pusher) metricsStream(ctx context.Context) (healthy bool, err error) {
 	tick := time.NewTicker(p.interval)
 	defer tick.Stop()
 	first := true
+	var ack chan struct{} // a Flush waiting for this round's report
 	for {
 		report := p.reportOrder()
 		// Every series goes out every interval (the intake's contract), split into messages
@@ -227,10 +254,15 @@ func (p *Pusher) metricsStream(ctx context.Context) (healthy bool, err error) {
 			healthy = true
 			p.metricsMessages.Add(1)
 		}
+		if ack != nil {
+			close(ack)
+			ack = nil
+		}
 		select {
 		case <-sctx.Done():
 			return healthy, context.Cause(sctx)
 		case <-tick.C:
+		case ack = <-p.flush:
 		}
 	}
 }

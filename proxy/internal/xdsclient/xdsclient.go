@@ -118,6 +118,7 @@ type Client struct {
 	stream    grpc.BidiStreamingClient[discoveryv3.DiscoveryRequest, discoveryv3.DiscoveryResponse]
 	connected bool
 	draining  bool
+	appHealth string // the KeyAppHealth value every request carries; "" while not probed
 	closed    bool
 	closedCh  chan struct{} // closed by Close
 	attempts  int           // consecutive failed connection attempts
@@ -459,6 +460,40 @@ func (c *Client) Drain() error {
 		return ErrNotConnected
 	}
 	return c.send(stream, req)
+}
+
+// SetAppHealth records the application's health (a meta.KeyAppHealth value) in the node
+// metadata of every request from now on, and sends the current LDS request again at once (an
+// ACK of what the proxy holds) so that the server learns it now, as Drain does. Setting the
+// value it already has sends nothing. Without a stream it returns ErrNotConnected; the next
+// stream carries the value from its first request.
+func (c *Client) SetAppHealth(v string) error {
+	c.mu.Lock()
+	if v == c.appHealth {
+		c.mu.Unlock()
+		return nil
+	}
+	c.appHealth = v
+	c.node = withMetadata(c.node, meta.KeyAppHealth, v)
+	c.drainingNode = withMetadata(c.drainingNode, meta.KeyAppHealth, v)
+	stream := c.stream
+	req := c.requestLocked(ListenerType)
+	c.mu.Unlock()
+	if stream == nil {
+		return ErrNotConnected
+	}
+	return c.send(stream, req)
+}
+
+// withMetadata returns a copy of n with metadata key set to v. Requests already built keep
+// the node they hold, so n itself is never changed.
+func withMetadata(n *corev3.Node, key, v string) *corev3.Node {
+	n = proto.Clone(n).(*corev3.Node)
+	if n.Metadata == nil {
+		n.Metadata = &structpb.Struct{Fields: map[string]*structpb.Value{}}
+	}
+	n.Metadata.Fields[key] = structpb.NewStringValue(v)
+	return n
 }
 
 // TypeStatus describes what the client holds of one resource type.

@@ -210,6 +210,51 @@ func TestDrainSetsTheMetadata(t *testing.T) {
 	}
 }
 
+func TestAppHealthIsCarriedByEveryRequest(t *testing.T) {
+	c := newTestClient(&recorder{})
+	health := func() string {
+		return c.requestLocked(ClusterType).GetNode().GetMetadata().GetFields()[meta.KeyAppHealth].GetStringValue()
+	}
+	if err := c.SetAppHealth(meta.AppNotReady + "TCP connect to 127.0.0.1:80: connection refused"); !errors.Is(err, ErrNotConnected) {
+		t.Errorf("SetAppHealth without a stream: %v", err)
+	}
+	if got := health(); got != "not ready: TCP connect to 127.0.0.1:80: connection refused" {
+		t.Errorf("requests carry %s=%q", meta.KeyAppHealth, got)
+	}
+	// Draining keeps the health, and health set while draining reaches the draining node.
+	_ = c.Drain()
+	if err := c.SetAppHealth(meta.AppReady); !errors.Is(err, ErrNotConnected) {
+		t.Errorf("SetAppHealth without a stream: %v", err)
+	}
+	if got := health(); got != meta.AppReady {
+		t.Errorf("while draining, requests carry %s=%q", meta.KeyAppHealth, got)
+	}
+	if c.cfg.Node.GetMetadata().GetFields()[meta.KeyAppHealth] != nil {
+		t.Error("SetAppHealth changed the caller's node")
+	}
+	// The same value again sends nothing, not even the error.
+	if err := c.SetAppHealth(meta.AppReady); err != nil {
+		t.Errorf("SetAppHealth with the value it has: %v", err)
+	}
+}
+
+func TestParseAppHealth(t *testing.T) {
+	for v, want := range map[string]struct {
+		ready  bool
+		reason string
+	}{
+		"":                       {true, ""},
+		meta.AppReady:            {true, ""},
+		"not ready: GET /h: 503": {false, "GET /h: 503"},
+		"not ready":              {false, ""},
+		"something new":          {true, ""},
+	} {
+		if ready, reason := meta.ParseAppHealth(v); ready != want.ready || reason != want.reason {
+			t.Errorf("ParseAppHealth(%q) = %v, %q; want %v, %q", v, ready, reason, want.ready, want.reason)
+		}
+	}
+}
+
 func TestBackoffIsBoundedFullJitter(t *testing.T) {
 	c := newTestClient(&recorder{})
 	for n, ceiling := range map[int]time.Duration{1: 100 * time.Millisecond, 2: 200 * time.Millisecond,

@@ -40,6 +40,13 @@ type Deps struct {
 	Audit AuditLog
 	// Telemetry answers the traffic graph and metrics; nil answers them with 503.
 	Telemetry TelemetryReader
+	// Experiments reports on FaultExperiments and stops them; nil answers those routes with 503.
+	Experiments ExperimentService
+	// Live serves the live WebSocket (GET /api/v1/live); nil answers it with 503.
+	Live *LiveHub
+	// CA is the mesh's certificate authority, whose root GET /api/v1/ca/root serves; nil
+	// answers it with 503.
+	CA TrustBundle
 }
 
 // NewServer returns the HTTP handler of the control plane.

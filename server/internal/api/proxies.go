@@ -39,6 +39,15 @@ type proxyView struct {
 	SyncedRevision int64      `json:"syncedRevision"`
 	SyncedAt       *time.Time `json:"syncedAt,omitempty"`
 	InSync         bool       `json:"inSync"`
+	// Health is the application's readiness as the proxy's probe sees it.
+	Health healthView `json:"health"`
+}
+
+// healthView is a proxy's application health in the API.
+type healthView struct {
+	Ready  bool       `json:"ready"`
+	Reason string     `json:"reason,omitempty"`
+	Since  *time.Time `json:"since,omitempty"`
 }
 
 // handleListProxies answers GET /api/v1/proxies: every registered proxy, the versions it has
@@ -49,24 +58,7 @@ func handleListProxies(pl ProxyLister) http.HandlerFunc {
 		ps := pl.Proxies()
 		out := make([]proxyView, 0, len(ps))
 		for _, p := range ps {
-			v := proxyView{
-				NodeID: p.NodeID, Namespace: p.Namespace, Service: p.Service, Workload: p.Name,
-				Mode: p.Mode, Address: p.Address.String(), Labels: p.Labels,
-				ServiceAccount: p.ServiceAccount, Connected: p.Connected, Draining: p.Draining,
-				ConnectedAt: p.ConnectedAt, Acked: p.Acked, Sent: p.Sent, Nacks: p.Nack,
-			}
-			if !p.DisconnectedAt.IsZero() {
-				v.DisconnectedAt = &p.DisconnectedAt
-			}
-			if !p.LastSync.IsZero() {
-				v.LastSync = &p.LastSync
-			}
-			v.SyncedRevision = p.SyncedRevision
-			v.InSync = p.Connected && p.SyncedRevision >= rev
-			if !p.SyncedAt.IsZero() {
-				v.SyncedAt = &p.SyncedAt
-			}
-			out = append(out, v)
+			out = append(out, viewOfProxy(p, rev))
 		}
 		problems := []map[string]string{}
 		for _, p := range pl.Problems() {
@@ -74,4 +66,31 @@ func handleListProxies(pl ProxyLister) http.HandlerFunc {
 		}
 		writeJSON(w, http.StatusOK, map[string]any{"revision": rev, "proxies": out, "problems": problems})
 	}
+}
+
+// viewOfProxy is p as GET /api/v1/proxies and the live config topic show it, while the
+// server serves revision rev.
+func viewOfProxy(p xds.ProxyInfo, rev int64) proxyView {
+	v := proxyView{
+		NodeID: p.NodeID, Namespace: p.Namespace, Service: p.Service, Workload: p.Name,
+		Mode: p.Mode, Address: p.Address.String(), Labels: p.Labels,
+		ServiceAccount: p.ServiceAccount, Connected: p.Connected, Draining: p.Draining,
+		ConnectedAt: p.ConnectedAt, Acked: p.Acked, Sent: p.Sent, Nacks: p.Nack,
+	}
+	if !p.DisconnectedAt.IsZero() {
+		v.DisconnectedAt = &p.DisconnectedAt
+	}
+	if !p.LastSync.IsZero() {
+		v.LastSync = &p.LastSync
+	}
+	v.Health = healthView{Ready: !p.Health.NotReady, Reason: p.Health.Reason}
+	if !p.Health.Since.IsZero() {
+		v.Health.Since = &p.Health.Since
+	}
+	v.SyncedRevision = p.SyncedRevision
+	v.InSync = p.Connected && p.SyncedRevision >= rev
+	if !p.SyncedAt.IsZero() {
+		v.SyncedAt = &p.SyncedAt
+	}
+	return v
 }

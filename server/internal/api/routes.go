@@ -22,6 +22,7 @@ func routes(d Deps) http.Handler {
 		// group below.
 		r.Post("/login", handleLogin(d.Auth, d.Audit, d.Log))
 		r.Get("/openapi.json", handleOpenAPI())
+		r.Get("/ca/root", handleCARoot(d.CA))
 
 		r.Group(func(r chi.Router) {
 			r.Use(authenticate(d.Auth, d.Log))
@@ -29,6 +30,12 @@ func routes(d Deps) http.Handler {
 			r.Get("/proxies/{node}/config_dump", handleProxyConfigDump(d.Proxies, d.Log))
 			r.Get("/graph", handleGraph(d.Telemetry, d.Log))
 			r.Get("/metrics", handleMetrics(d.Telemetry, d.Log))
+			// Static segments are matched before the {kind} parameters below: "experiments"
+			// is not a kind's plural (that is "faultexperiments").
+			r.Get("/experiments", handleListExperiments(d.Experiments, d.Log))
+			r.Get("/namespaces/{namespace}/experiments/{name}", handleGetExperiment(d.Experiments, d.Log))
+			r.With(requireRole(auth.RoleOperator)).Post("/namespaces/{namespace}/experiments/{name}/stop", handleStopExperiment(d.Experiments, d.Audit, d.Log))
+			r.Get("/live", handleLive(d.Live, d.Log))
 
 			// Mesh configuration: reads for every role; rollback for operators; other writes
 			// for admins.
@@ -60,6 +67,12 @@ func routes(d Deps) http.Handler {
 			r.Get("/tokens", handleListTokens(d.Auth, d.Log))
 			r.Post("/tokens", handleCreateToken(d.Auth, d.Audit, d.Log))
 			r.Delete("/tokens/{id}", handleRevokeToken(d.Auth, d.Audit, d.Log))
+			r.Route("/workload-tokens", func(r chi.Router) {
+				r.Use(requireRole(auth.RoleAdmin))
+				r.Get("/", handleListWorkloadTokens(d.Auth, d.Log))
+				r.Post("/", handleCreateWorkloadToken(d.Auth, d.Audit, d.Log))
+				r.Delete("/{id}", handleRevokeWorkloadToken(d.Auth, d.Audit, d.Log))
+			})
 			r.With(requireRole(auth.RoleOperator)).Get("/audit", handleListAudit(d.Audit, d.Log))
 			r.Route("/users", func(r chi.Router) {
 				r.Use(requireRole(auth.RoleAdmin))

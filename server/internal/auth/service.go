@@ -60,6 +60,8 @@ type Store interface {
 	// TouchToken sets the token's last use to at, unless it was already used at or after
 	// since; so replicas racing to record a use write at most once.
 	TouchToken(ctx context.Context, id string, at, since time.Time) error
+
+	WorkloadTokenStore
 }
 
 // DefaultSessionTTL is how long a session lasts from sign-in. The lifetime is absolute: using

@@ -11,6 +11,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"time"
 
 	"sigs.k8s.io/yaml"
 
@@ -51,10 +52,12 @@ type Result struct {
 // Service applies changes.
 type Service struct {
 	store Store
+	// now is the clock that stamps a FaultExperiment's start.
+	now func() time.Time
 }
 
 // New returns a Service on st.
-func New(st Store) *Service { return &Service{store: st} }
+func New(st Store) *Service { return &Service{store: st, now: time.Now} }
 
 // ErrEmpty reports an apply with no documents.
 var ErrEmpty = errors.New("the request holds no resources")
@@ -232,6 +235,9 @@ func (s *Service) checkRevision(ctx context.Context, rev int64) error {
 
 func (s *Service) commit(ctx context.Context, who Actor, message string, rolledBackTo int64, dryRun bool, muts []store.Mutation, parsed []*config.Resource) (*Outcome, error) {
 	meta := store.CommitMeta{Actor: who.Name, ClientAddr: who.ClientAddr, Message: message, RolledBackTo: rolledBackTo, DryRun: dryRun}
+	if err := s.stampExperiments(ctx, muts, parsed); err != nil {
+		return nil, err
+	}
 	res, err := s.store.Commit(ctx, meta, muts, func(world []*store.Object, changed []store.Result) error {
 		return check(world, changed, parsed)
 	})

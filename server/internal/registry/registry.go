@@ -37,6 +37,19 @@ type Workload struct {
 	ConnectedAt    time.Time
 	// DisconnectedAt is zero while the proxy's stream is open.
 	DisconnectedAt time.Time
+	// Health is the application's health as its sidecar last reported it. It is not
+	// persisted: a reconnecting sidecar reports it again in its first request.
+	Health Health
+}
+
+// Health is an application's readiness as its sidecar probes it. The zero value is ready: a
+// proxy that does not probe never takes its workload out of load balancing.
+type Health struct {
+	// NotReady is true while the sidecar's probe fails; Reason says how.
+	NotReady bool
+	Reason   string
+	// Since is when the server learned the current state.
+	Since time.Time
 }
 
 // Version returns the workload's "version" label, or "" when it has none.
@@ -125,6 +138,11 @@ func (r *Registry) Connect(ctx context.Context, w Workload) error {
 		r.workloads[w.NodeID] = e
 		r.log.Info("workload registered", "node_id", w.NodeID, "service", w.Service, "namespace", w.Namespace, "address", w.Address.String())
 	}
+	if w.Health.NotReady == e.w.Health.NotReady && w.Health.Reason == e.w.Health.Reason {
+		w.Health.Since = e.w.Health.Since
+	} else {
+		w.Health.Since = w.ConnectedAt
+	}
 	e.w = w
 	e.streams++
 	e.draining = false
@@ -149,6 +167,26 @@ func (r *Registry) Drain(ctx context.Context, nodeID string) error {
 		return fmt.Errorf("drain workload %s: %w", nodeID, err)
 	}
 	return nil
+}
+
+// SetHealth records the application health the proxy of nodeID reports. A change moves the
+// workload's endpoints in or out of load balancing on every proxy. It reports whether the
+// health changed.
+func (r *Registry) SetHealth(nodeID string, notReady bool, reason string) bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	e, ok := r.workloads[nodeID]
+	if !ok || (e.w.Health.NotReady == notReady && e.w.Health.Reason == reason) {
+		return false
+	}
+	e.w.Health = Health{NotReady: notReady, Reason: reason, Since: r.now()}
+	if notReady {
+		r.log.Warn("workload not ready", "node_id", nodeID, "reason", reason)
+	} else {
+		r.log.Info("workload ready", "node_id", nodeID)
+	}
+	r.notifyLocked()
+	return true
 }
 
 // Disconnect records that one stream of the node closed. When its last stream is gone the
@@ -236,7 +274,9 @@ func (r *Registry) notifyLocked() {
 }
 
 // Endpoints returns the workloads that receive traffic: every registered one that is not
-// draining and is connected or within its grace period. Sorted by node id.
+// draining and is connected or within its grace period, including those whose application is
+// not ready (Health.NotReady), which the translator sends as UNHEALTHY so that every proxy
+// shows them and none balances to them. Sorted by node id.
 func (r *Registry) Endpoints() []Workload {
 	r.mu.Lock()
 	defer r.mu.Unlock()

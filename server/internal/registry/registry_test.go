@@ -155,3 +155,59 @@ func TestLoadAfterRestart(t *testing.T) {
 		t.Fatalf("endpoints after load: %v", got)
 	}
 }
+
+func TestHealthFollowsTheProxysReports(t *testing.T) {
+	ctx := context.Background()
+	st := openStore(t, pgtest.New(t, migrated))
+	reg := registry.New(st, slog.New(slog.DiscardHandler), time.Minute)
+	drain := func() {
+		select {
+		case <-reg.Changed():
+		default:
+		}
+	}
+	health := func(id string) registry.Health {
+		for _, w := range reg.Endpoints() {
+			if w.NodeID == id {
+				return w.Health
+			}
+		}
+		t.Fatalf("%s is not among the endpoints", id)
+		return registry.Health{}
+	}
+	// A proxy may register already not ready; its endpoint is still listed, marked.
+	w := wl("a", "reviews", "127.0.0.2")
+	w.Health = registry.Health{NotReady: true, Reason: "TCP connect to 127.0.0.2:19080: connection refused"}
+	if err := reg.Connect(ctx, w); err != nil {
+		t.Fatal(err)
+	}
+	if h := health("a"); !h.NotReady || h.Since.IsZero() {
+		t.Fatalf("registered not ready: %+v", h)
+	}
+	drain()
+	reg.SetHealth("a", false, "")
+	select {
+	case <-reg.Changed():
+	default:
+		t.Fatal("becoming ready did not signal a change")
+	}
+	if h := health("a"); h.NotReady || h.Reason != "" {
+		t.Fatalf("after ready: %+v", h)
+	}
+	// The same report again changes nothing and signals nothing.
+	reg.SetHealth("a", false, "")
+	select {
+	case <-reg.Changed():
+		t.Fatal("an unchanged report signalled a change")
+	default:
+	}
+	// A node the registry does not know is ignored.
+	reg.SetHealth("nobody", true, "x")
+	if n := len(reg.List()); n != 1 {
+		t.Fatalf("%d workloads after a report for an unknown node", n)
+	}
+	// Health is not persisted: a restarted server learns it from the proxy again.
+	if stored, err := st.ListWorkloads(ctx); err != nil || len(stored) != 1 || stored[0].Health != (registry.Health{}) {
+		t.Fatalf("stored: %+v %v", stored, err)
+	}
+}

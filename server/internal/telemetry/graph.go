@@ -40,6 +40,8 @@ type Node struct {
 // Edge is traffic from one node to another: from a caller to a service, or from a service to
 // the workload (version) that answered.
 type Edge struct {
+	// ID is "<source>-><target>" (see EdgeID): stable for as long as the edge exists.
+	ID     string `json:"id"`
 	Source string `json:"source"`
 	Target string `json:"target"`
 	Summary
@@ -140,7 +142,7 @@ func BuildGraph(rows []Row, window time.Duration, isGateway func(namespace, work
 	slices.SortFunc(g.Nodes, func(a, b Node) int { return cmp.Compare(a.ID, b.ID) })
 	seconds := window.Seconds()
 	for k, e := range edges {
-		ed := Edge{Source: k.source, Target: k.target, Summary: Summarize(&e.stats, seconds), Codes: e.codes, Protocols: []string{}}
+		ed := Edge{ID: EdgeID(k.source, k.target), Source: k.source, Target: k.target, Summary: Summarize(&e.stats, seconds), Codes: e.codes, Protocols: []string{}}
 		for p := range e.protocols {
 			ed.Protocols = append(ed.Protocols, p)
 		}

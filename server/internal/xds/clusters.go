@@ -1,6 +1,8 @@
 package xds
 
 import (
+	"fmt"
+	"math"
 	"net/netip"
 	"slices"
 	"time"
@@ -8,7 +10,11 @@ import (
 	clusterv3 "github.com/envoyproxy/go-control-plane/envoy/config/cluster/v3"
 	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
 	endpointv3 "github.com/envoyproxy/go-control-plane/envoy/config/endpoint/v3"
+	routev3 "github.com/envoyproxy/go-control-plane/envoy/config/route/v3"
+	httpv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/upstreams/http/v3"
+	typev3 "github.com/envoyproxy/go-control-plane/envoy/type/v3"
 	"github.com/envoyproxy/go-control-plane/pkg/cache/types"
+	"google.golang.org/protobuf/types/known/anypb"
 	"google.golang.org/protobuf/types/known/durationpb"
 	"google.golang.org/protobuf/types/known/wrapperspb"
 	networking "istio.io/api/networking/v1alpha3"
@@ -61,14 +67,14 @@ func buildClusters(m *Mesh, problems *[]Problem) (clusters, endpoints []types.Re
 		for _, port := range s.Ports {
 			eps := s.Endpoints[port]
 			name := meta.OutboundCluster(port, "", fqdn)
-			clusters = append(clusters, edsCluster(name, m.clusterPolicy(dr, nil, port, problems)))
+			clusters = append(clusters, policyCluster(name, m.clusterPolicy(dr, -1, port, problems)))
 			endpoints = append(endpoints, loadAssignment(name, eps))
 			if dr == nil {
 				continue
 			}
-			for _, sub := range dr.dr.GetSubsets() {
+			for i, sub := range dr.dr.GetSubsets() {
 				name := meta.OutboundCluster(port, sub.GetName(), fqdn)
-				clusters = append(clusters, edsCluster(name, m.clusterPolicy(dr, sub, port, problems)))
+				clusters = append(clusters, policyCluster(name, m.clusterPolicy(dr, i, port, problems)))
 				endpoints = append(endpoints, loadAssignment(name, subsetEndpoints(eps, sub.GetLabels())))
 			}
 		}
@@ -78,6 +84,13 @@ func buildClusters(m *Mesh, problems *[]Problem) (clusters, endpoints []types.Re
 		clusters = append(clusters, cs...)
 	}
 	return clusters, endpoints
+}
+
+// policyCluster is an EDS cluster with a traffic policy.
+func policyCluster(name string, p clusterPolicy) *clusterv3.Cluster {
+	c := edsCluster(name, p)
+	p.applyTo(c)
+	return c
 }
 
 func (c *Config) serviceEntryList() []*seEntry {
@@ -97,48 +110,173 @@ func subsetEndpoints(eps []Endpoint, labels map[string]string) []Endpoint {
 	return out
 }
 
-// clusterPolicy is what a DestinationRule's traffic policy sets on a cluster: the subset's
-// policy over the rule's, and a port's settings over both, as in Istio.
-type clusterPolicy struct {
-	lb clusterv3.Cluster_LbPolicy
+// policyParts is the traffic policy in force for one cluster, part by part, after Istio's
+// precedence: a subset's policy replaces the rule's parts it sets,
+// and the port-level settings for the cluster's port replace all four parts of the policy
+// they belong to, a part they leave out falling back to the defaults (port-level settings do
+// not inherit). So a subset's port-level settings win over its policy, which wins over the
+// rule's port-level settings, which win over the rule's policy. Each part keeps the field path
+// it came from, for problems.
+type policyParts struct {
+	lb                        *networking.LoadBalancerSettings
+	pool                      *networking.ConnectionPoolSettings
+	od                        *networking.OutlierDetection
+	tls                       *networking.ClientTLSSettings
+	lbAt, poolAt, odAt, tlsAt string
 }
 
-func (m *Mesh) clusterPolicy(dr *drEntry, sub *networking.Subset, port uint32, problems *[]Problem) clusterPolicy {
+// effectivePolicy returns the policy of a DestinationRule for one port of the host, or of one
+// of its subsets (sub is the subset's index, -1 for the host itself).
+func effectivePolicy(dr *networking.DestinationRule, sub int, port uint32) policyParts {
+	const top = "spec.trafficPolicy"
+	tp := dr.GetTrafficPolicy()
+	pp := policyParts{}.override(tp, top).withPort(tp, top, port)
+	if sub >= 0 {
+		if st := dr.GetSubsets()[sub].GetTrafficPolicy(); st != nil {
+			at := fmt.Sprintf("spec.subsets[%d].trafficPolicy", sub)
+			pp = pp.override(st, at).withPort(st, at, port)
+		}
+	}
+	return pp
+}
+
+// override replaces the parts that tp sets.
+func (pp policyParts) override(tp *networking.TrafficPolicy, at string) policyParts {
+	if v := tp.GetLoadBalancer(); v != nil {
+		pp.lb, pp.lbAt = v, at+".loadBalancer"
+	}
+	if v := tp.GetConnectionPool(); v != nil {
+		pp.pool, pp.poolAt = v, at+".connectionPool"
+	}
+	if v := tp.GetOutlierDetection(); v != nil {
+		pp.od, pp.odAt = v, at+".outlierDetection"
+	}
+	if v := tp.GetTls(); v != nil {
+		pp.tls, pp.tlsAt = v, at+".tls"
+	}
+	return pp
+}
+
+// withPort replaces every part with tp's port-level settings for port, when it has some.
+func (pp policyParts) withPort(tp *networking.TrafficPolicy, at string, port uint32) policyParts {
+	for i, pl := range tp.GetPortLevelSettings() {
+		if pl.GetPort().GetNumber() != port {
+			continue
+		}
+		p := fmt.Sprintf("%s.portLevelSettings[%d]", at, i)
+		return policyParts{
+			lb: pl.GetLoadBalancer(), pool: pl.GetConnectionPool(), od: pl.GetOutlierDetection(), tls: pl.GetTls(),
+			lbAt: p + ".loadBalancer", poolAt: p + ".connectionPool", odAt: p + ".outlierDetection", tlsAt: p + ".tls",
+		}
+	}
+	return pp
+}
+
+// clusterPolicy is what a DestinationRule's traffic policy sets on one cluster, in the fields
+// sluice-proxy reads (proxy/internal/cluster: Compile), and the hash policy of the routes that
+// send traffic to it.
+type clusterPolicy struct {
+	lb clusterv3.Cluster_LbPolicy
+	// ringHash and maglev configure a consistent-hash lb; nil keeps the proxy's defaults.
+	ringHash *clusterv3.Cluster_RingHashLbConfig
+	maglev   *clusterv3.Cluster_MaglevLbConfig
+	// connectTimeout is tcp.connectTimeout; nil keeps the mesh's 10s.
+	connectTimeout *durationpb.Duration
+	// thresholds are the circuit breakers; nil sends none (the proxy then applies Envoy's
+	// 1024/1024/1024/3), which is what happens while the proxies do not enforce
+	// connectionPool.
+	thresholds *clusterv3.CircuitBreakers_Thresholds
+	// idleTimeout and maxRequestsPerConnection go in common_http_protocol_options; nil and 0
+	// leave them out.
+	idleTimeout              *durationpb.Duration
+	maxRequestsPerConnection uint32
+	outlier                  *clusterv3.OutlierDetection
+	// panicThreshold is common_lb_config.healthy_panic_threshold; nil keeps Envoy's 50%.
+	panicThreshold *typev3.Percent
+	// hash is the route hash policy of a consistent-hash cluster; nil for other clusters.
+	hash *routev3.RouteAction_HashPolicy
+}
+
+// maxMaglevTableSize is the largest Maglev table Envoy accepts.
+const maxMaglevTableSize = 5000011
+
+// maxRingSize is Envoy's default maximum_ring_size: a larger minimum is refused.
+const maxRingSize = 8 << 20
+
+// defaultRingSize is Envoy's minimum_ring_size, which Istio sends when a consistentHash names
+// no algorithm.
+const defaultRingSize = 1024
+
+// policyReporter reports the parts of a DestinationRule that cannot be translated, once each
+// even though the rule is translated for each of its clusters.
+type policyReporter struct {
+	dr       *drEntry
+	problems *[]Problem
+}
+
+func (r policyReporter) report(format string, args ...any) {
+	p := Problem{Resource: r.dr.res.Kind + "/" + r.dr.res.Namespace + "/" + r.dr.res.Name, Message: fmt.Sprintf(format, args...)}
+	if !slices.Contains(*r.problems, p) {
+		*r.problems = append(*r.problems, p)
+	}
+}
+
+func (r policyReporter) notEnforced(what string) {
+	r.report("%s is not enforced by this version of sluice-proxy; the rest of the policy applies", what)
+}
+
+// clusterPolicy translates the traffic policy of a DestinationRule (nil for none) for one
+// port of its host, or of one of its subsets (sub is the subset's index, -1 for the host).
+func (m *Mesh) clusterPolicy(dr *drEntry, sub int, port uint32, problems *[]Problem) clusterPolicy {
+	// Istio's default lb is LEAST_REQUEST.
 	p := clusterPolicy{lb: clusterv3.Cluster_LEAST_REQUEST}
+	if m.Features.ConnectionPool {
+		p.thresholds = defaultThresholds()
+	}
 	if dr == nil {
 		return p
 	}
-	apply := func(tp *networking.TrafficPolicy) {
-		if tp == nil {
-			return
-		}
-		m.applyTrafficPolicy(dr, tp, &p, problems)
-		for _, pl := range tp.GetPortLevelSettings() {
-			if pl.GetPort().GetNumber() == port {
-				m.applyTrafficPolicy(dr, &networking.TrafficPolicy{
-					LoadBalancer: pl.GetLoadBalancer(), ConnectionPool: pl.GetConnectionPool(),
-					OutlierDetection: pl.GetOutlierDetection(), Tls: pl.GetTls(),
-				}, &p, problems)
-			}
-		}
-	}
-	apply(dr.dr.GetTrafficPolicy())
-	if sub != nil {
-		apply(sub.GetTrafficPolicy())
+	pp := effectivePolicy(dr.dr, sub, port)
+	r := policyReporter{dr: dr, problems: problems}
+	m.applyLoadBalancer(pp, &p, r)
+	m.applyConnectionPool(pp, &p, r)
+	m.applyOutlierDetection(pp, &p, r)
+	if pp.tls != nil {
+		r.notEnforced(pp.tlsAt)
 	}
 	return p
 }
 
-func (m *Mesh) applyTrafficPolicy(dr *drEntry, tp *networking.TrafficPolicy, p *clusterPolicy, problems *[]Problem) {
-	report := func(what string) {
-		*problems = append(*problems, Problem{
-			Resource: dr.res.Kind + "/" + dr.res.Namespace + "/" + dr.res.Name,
-			Message:  what + " is not enforced by this version of sluice-proxy; the rest of the policy applies",
-		})
+// defaultThresholds are Istio's circuit breakers for a cluster whose policy sets none: every
+// limit at its maximum, so that nothing is turned away unless a DestinationRule says so.
+// Envoy's own defaults (1024 connections, pending and active requests, 3 retries in flight)
+// are not what Istio users get: Istio raises them, max_retries above all, because 3 parallel
+// retries are exhausted at once while endpoints churn. Remaining capacity is tracked, as in
+// Istio, so that /stats shows how close a cluster is to its limits.
+func defaultThresholds() *clusterv3.CircuitBreakers_Thresholds {
+	return &clusterv3.CircuitBreakers_Thresholds{
+		MaxConnections:     wrapperspb.UInt32(math.MaxUint32),
+		MaxPendingRequests: wrapperspb.UInt32(math.MaxUint32),
+		MaxRequests:        wrapperspb.UInt32(math.MaxUint32),
+		MaxRetries:         wrapperspb.UInt32(math.MaxUint32),
+		TrackRemaining:     true,
 	}
-	switch lb := tp.GetLoadBalancer().GetLbPolicy().(type) {
+}
+
+func (m *Mesh) applyLoadBalancer(pp policyParts, p *clusterPolicy, r policyReporter) {
+	lb := pp.lb
+	if lb == nil {
+		return
+	}
+	if lb.GetLocalityLbSetting() != nil {
+		r.notEnforced(pp.lbAt + ".localityLbSetting")
+	}
+	if lb.GetWarmupDurationSecs() != nil || lb.GetWarmup() != nil {
+		r.notEnforced(pp.lbAt + ".warmup")
+	}
+	switch policy := lb.GetLbPolicy().(type) {
 	case *networking.LoadBalancerSettings_Simple:
-		switch lb.Simple {
+		switch policy.Simple {
 		case networking.LoadBalancerSettings_ROUND_ROBIN:
 			p.lb = clusterv3.Cluster_ROUND_ROBIN
 		case networking.LoadBalancerSettings_RANDOM:
@@ -146,22 +284,289 @@ func (m *Mesh) applyTrafficPolicy(dr *drEntry, tp *networking.TrafficPolicy, p *
 		case networking.LoadBalancerSettings_LEAST_REQUEST, networking.LoadBalancerSettings_LEAST_CONN:
 			p.lb = clusterv3.Cluster_LEAST_REQUEST
 		case networking.LoadBalancerSettings_PASSTHROUGH:
-			report("loadBalancer.simple PASSTHROUGH")
+			r.notEnforced(pp.lbAt + ".simple PASSTHROUGH")
 		}
 	case *networking.LoadBalancerSettings_ConsistentHash:
+		at := pp.lbAt + ".consistentHash"
 		if !m.Features.ConsistentHash {
-			report("loadBalancer.consistentHash")
+			r.notEnforced(at)
+			return
+		}
+		ch := policy.ConsistentHash
+		hash := hashPolicy(ch, at, r)
+		if hash == nil {
+			return
+		}
+		p.hash = hash
+		switch {
+		case ch.GetMaglev() != nil:
+			p.lb = clusterv3.Cluster_MAGLEV
+			if n := ch.GetMaglev().GetTableSize(); n != 0 {
+				if n > maxMaglevTableSize || !isPrime(n) {
+					r.report("%s.maglev.tableSize: %d is not a prime number up to %d; the default table size (65537) is used", at, n, maxMaglevTableSize)
+				} else {
+					p.maglev = &clusterv3.Cluster_MaglevLbConfig{TableSize: wrapperspb.UInt64(n)}
+				}
+			}
+		case ch.GetRingHash() != nil:
+			p.lb = clusterv3.Cluster_RING_HASH
+			if n := ch.GetRingHash().GetMinimumRingSize(); n != 0 {
+				p.ringHash = ringHashConfig(n, at+".ringHash.minimumRingSize", r)
+			}
+		default:
+			// Istio's choice when no algorithm is named: a ring of the deprecated
+			// minimumRingSize, else of Envoy's default size.
+			p.lb = clusterv3.Cluster_RING_HASH
+			n := uint64(defaultRingSize)
+			if v := ch.GetMinimumRingSize(); v != 0 { //nolint:staticcheck // deprecated, still accepted as Istio does
+				n = v
+			}
+			p.ringHash = ringHashConfig(n, at+".minimumRingSize", r)
 		}
 	}
-	if tp.GetConnectionPool() != nil && !m.Features.ConnectionPool {
-		report("connectionPool")
+}
+
+func ringHashConfig(n uint64, at string, r policyReporter) *clusterv3.Cluster_RingHashLbConfig {
+	if n > maxRingSize {
+		r.report("%s: %d is above the largest ring (%d); a ring of %d is used", at, n, maxRingSize, defaultRingSize)
+		n = defaultRingSize
 	}
-	if tp.GetOutlierDetection() != nil && !m.Features.OutlierDetection {
-		report("outlierDetection")
+	return &clusterv3.Cluster_RingHashLbConfig{MinimumRingSize: wrapperspb.UInt64(n)}
+}
+
+// hashPolicy translates a consistentHash's key into the route hash policy of the routes to
+// the cluster, as Istio does; nil, reported, when it names no usable key.
+func hashPolicy(ch *networking.LoadBalancerSettings_ConsistentHashLB, at string, r policyReporter) *routev3.RouteAction_HashPolicy {
+	switch key := ch.GetHashKey().(type) {
+	case *networking.LoadBalancerSettings_ConsistentHashLB_HttpHeaderName:
+		return &routev3.RouteAction_HashPolicy{PolicySpecifier: &routev3.RouteAction_HashPolicy_Header_{
+			Header: &routev3.RouteAction_HashPolicy_Header{HeaderName: key.HttpHeaderName},
+		}}
+	case *networking.LoadBalancerSettings_ConsistentHashLB_HttpCookie:
+		c := key.HttpCookie
+		if c.GetName() == "" {
+			r.report("%s.httpCookie.name: required; the cluster keeps its default load balancer", at)
+			return nil
+		}
+		if len(c.GetAttributes()) > 0 {
+			r.notEnforced(at + ".httpCookie.attributes")
+		}
+		cookie := &routev3.RouteAction_HashPolicy_Cookie{Name: c.GetName(), Path: c.GetPath()}
+		if t := c.GetTtl(); t != nil {
+			cookie.Ttl = durationpb.New(t.AsDuration())
+		}
+		return &routev3.RouteAction_HashPolicy{PolicySpecifier: &routev3.RouteAction_HashPolicy_Cookie_{Cookie: cookie}}
+	case *networking.LoadBalancerSettings_ConsistentHashLB_UseSourceIp:
+		if !key.UseSourceIp {
+			r.report("%s.useSourceIp: false names no hash key; set it to true or use another key (the cluster keeps its default load balancer)", at)
+			return nil
+		}
+		return &routev3.RouteAction_HashPolicy{PolicySpecifier: &routev3.RouteAction_HashPolicy_ConnectionProperties_{
+			ConnectionProperties: &routev3.RouteAction_HashPolicy_ConnectionProperties{SourceIp: true},
+		}}
+	case *networking.LoadBalancerSettings_ConsistentHashLB_HttpQueryParameterName:
+		return &routev3.RouteAction_HashPolicy{PolicySpecifier: &routev3.RouteAction_HashPolicy_QueryParameter_{
+			QueryParameter: &routev3.RouteAction_HashPolicy_QueryParameter{Name: key.HttpQueryParameterName},
+		}}
 	}
-	if tp.GetTls() != nil {
-		report("tls")
+	r.report("%s: set one of httpHeaderName, httpCookie, useSourceIp or httpQueryParameterName (the cluster keeps its default load balancer)", at)
+	return nil
+}
+
+// applyConnectionPool translates connectionPool as Istio does: each limit that is set (above
+// zero) replaces its default threshold; an http idleTimeout wins over a tcp one.
+func (m *Mesh) applyConnectionPool(pp policyParts, p *clusterPolicy, r policyReporter) {
+	cp := pp.pool
+	if cp == nil {
+		return
 	}
+	if !m.Features.ConnectionPool {
+		r.notEnforced(pp.poolAt)
+		return
+	}
+	t := p.thresholds
+	if h := cp.GetHttp(); h != nil {
+		at := pp.poolAt + ".http"
+		if h.GetHttp2MaxRequests() > 0 {
+			t.MaxRequests = wrapperspb.UInt32(uint32(h.GetHttp2MaxRequests()))
+		}
+		if h.GetHttp1MaxPendingRequests() > 0 {
+			t.MaxPendingRequests = wrapperspb.UInt32(uint32(h.GetHttp1MaxPendingRequests()))
+		}
+		if h.GetMaxRetries() > 0 {
+			t.MaxRetries = wrapperspb.UInt32(uint32(h.GetMaxRetries()))
+		}
+		p.idleTimeout = h.GetIdleTimeout()
+		if h.GetMaxRequestsPerConnection() > 0 {
+			p.maxRequestsPerConnection = uint32(h.GetMaxRequestsPerConnection())
+		}
+		if h.GetMaxConcurrentStreams() > 0 {
+			r.notEnforced(at + ".maxConcurrentStreams")
+		}
+		if h.GetHttp2KeepAlive() != nil {
+			r.notEnforced(at + ".http2KeepAlive")
+		}
+		if h.GetH2UpgradePolicy() == networking.ConnectionPoolSettings_HTTPSettings_UPGRADE {
+			// Upstream requests keep the caller's protocol (what useClientProtocol asks for).
+			r.notEnforced(at + ".h2UpgradePolicy UPGRADE")
+		}
+	}
+	if tcp := cp.GetTcp(); tcp != nil {
+		at := pp.poolAt + ".tcp"
+		if tcp.GetConnectTimeout() != nil {
+			p.connectTimeout = durationpb.New(tcp.GetConnectTimeout().AsDuration())
+		}
+		if tcp.GetMaxConnections() > 0 {
+			t.MaxConnections = wrapperspb.UInt32(uint32(tcp.GetMaxConnections()))
+		}
+		if p.idleTimeout == nil {
+			p.idleTimeout = tcp.GetIdleTimeout()
+		}
+		if tcp.GetMaxConnectionDuration() != nil {
+			r.notEnforced(at + ".maxConnectionDuration")
+		}
+		if tcp.GetTcpKeepalive() != nil {
+			r.notEnforced(at + ".tcpKeepalive")
+		}
+	}
+	if p.idleTimeout != nil {
+		p.idleTimeout = durationpb.New(p.idleTimeout.AsDuration())
+	}
+}
+
+// applyOutlierDetection translates outlierDetection as Istio does. Success-rate ejection is
+// turned off. A consecutive count that is set enables its detector (enforcing 100%) when above
+// zero and disables it at zero; one left unset keeps Envoy's defaults: 5 consecutive 5xx,
+// enforced, and gateway errors not enforced. interval (10s), baseEjectionTime (30s) and
+// maxEjectionPercent (10%) also keep Envoy's defaults, which are Istio's, when unset.
+// minHealthPercent becomes the panic threshold even at 0 (its default), which turns Envoy's
+// panic mode off: Istio does so because services often have few endpoints.
+func (m *Mesh) applyOutlierDetection(pp policyParts, p *clusterPolicy, r policyReporter) {
+	od := pp.od
+	if od == nil {
+		return
+	}
+	if !m.Features.OutlierDetection {
+		r.notEnforced(pp.odAt)
+		return
+	}
+	out := &clusterv3.OutlierDetection{EnforcingSuccessRate: wrapperspb.UInt32(0)}
+	enforcing := func(n uint32) *wrapperspb.UInt32Value {
+		if n > 0 {
+			return wrapperspb.UInt32(100)
+		}
+		return wrapperspb.UInt32(0)
+	}
+	if v := od.GetConsecutive_5XxErrors(); v != nil {
+		out.Consecutive_5Xx, out.EnforcingConsecutive_5Xx = wrapperspb.UInt32(v.GetValue()), enforcing(v.GetValue())
+	}
+	if v := od.GetConsecutiveGatewayErrors(); v != nil {
+		out.ConsecutiveGatewayFailure, out.EnforcingConsecutiveGatewayFailure = wrapperspb.UInt32(v.GetValue()), enforcing(v.GetValue())
+	}
+	if v := od.GetInterval(); v != nil {
+		out.Interval = durationpb.New(v.AsDuration())
+	}
+	if v := od.GetBaseEjectionTime(); v != nil {
+		out.BaseEjectionTime = durationpb.New(v.AsDuration())
+	}
+	if od.GetMaxEjectionPercent() > 0 {
+		out.MaxEjectionPercent = wrapperspb.UInt32(uint32(od.GetMaxEjectionPercent()))
+	}
+	if od.GetConsecutiveErrors() != 0 { //nolint:staticcheck // deprecated: reported, not translated
+		r.report("%s.consecutiveErrors is deprecated and ignored, as in Istio: use consecutive5xxErrors or consecutiveGatewayErrors", pp.odAt)
+	}
+	if od.GetSplitExternalLocalOriginErrors() || od.GetConsecutiveLocalOriginFailures() != nil {
+		r.notEnforced(pp.odAt + ".splitExternalLocalOriginErrors")
+	}
+	p.outlier = out
+	if od.GetMinHealthPercent() >= 0 {
+		p.panicThreshold = &typev3.Percent{Value: float64(od.GetMinHealthPercent())}
+	}
+}
+
+// applyTo sets the policy on a cluster built with the mesh's defaults.
+func (p clusterPolicy) applyTo(c *clusterv3.Cluster) {
+	c.LbPolicy = p.lb
+	switch {
+	case p.ringHash != nil:
+		c.LbConfig = &clusterv3.Cluster_RingHashLbConfig_{RingHashLbConfig: p.ringHash}
+	case p.maglev != nil:
+		c.LbConfig = &clusterv3.Cluster_MaglevLbConfig_{MaglevLbConfig: p.maglev}
+	}
+	if p.connectTimeout != nil {
+		c.ConnectTimeout = p.connectTimeout
+	}
+	if p.thresholds != nil {
+		c.CircuitBreakers = &clusterv3.CircuitBreakers{Thresholds: []*clusterv3.CircuitBreakers_Thresholds{p.thresholds}}
+	}
+	c.OutlierDetection = p.outlier
+	if p.panicThreshold != nil {
+		c.CommonLbConfig = &clusterv3.Cluster_CommonLbConfig{HealthyPanicThreshold: p.panicThreshold}
+	}
+	if p.idleTimeout == nil && p.maxRequestsPerConnection == 0 {
+		return
+	}
+	opts := &httpv3.HttpProtocolOptions{}
+	if a := c.GetTypedExtensionProtocolOptions()[httpOptionsKey]; a != nil {
+		if err := a.UnmarshalTo(opts); err != nil {
+			// The options were marshalled from the same type just before.
+			panic(err)
+		}
+	}
+	common := &corev3.HttpProtocolOptions{IdleTimeout: p.idleTimeout}
+	if p.maxRequestsPerConnection > 0 {
+		common.MaxRequestsPerConnection = wrapperspb.UInt32(p.maxRequestsPerConnection)
+	}
+	opts.CommonHttpProtocolOptions = common
+	c.TypedExtensionProtocolOptions = map[string]*anypb.Any{httpOptionsKey: mustAny(opts)}
+}
+
+// httpOptionsKey is the typed_extension_protocol_options key of HttpProtocolOptions.
+const httpOptionsKey = "envoy.extensions.upstreams.http.v3.HttpProtocolOptions"
+
+// clusterHashPolicy returns the route hash policy of the cluster named name when its
+// DestinationRule balances it by consistent hash, else nil. Problems are reported when the
+// cluster itself is built.
+func (m *Mesh) clusterHashPolicy(name string) *routev3.RouteAction_HashPolicy {
+	if !m.Features.ConsistentHash {
+		return nil
+	}
+	dir, port, subset, host, err := meta.ParseCluster(name)
+	if err != nil || dir != "outbound" {
+		return nil
+	}
+	dr := m.Config.destinationRule(host)
+	if dr == nil {
+		return nil
+	}
+	sub := -1
+	if subset != "" {
+		sub = slices.IndexFunc(dr.dr.GetSubsets(), func(s *networking.Subset) bool { return s.GetName() == subset })
+		if sub < 0 {
+			return nil
+		}
+	}
+	pp := effectivePolicy(dr.dr, sub, port)
+	if pp.lb.GetConsistentHash() == nil {
+		return nil
+	}
+	var p clusterPolicy
+	var ignored []Problem
+	m.applyLoadBalancer(pp, &p, policyReporter{dr: dr, problems: &ignored})
+	return p.hash
+}
+
+// isPrime reports whether n is a prime number; n is at most maxMaglevTableSize.
+func isPrime(n uint64) bool {
+	if n < 2 {
+		return false
+	}
+	for d := uint64(2); d*d <= n; d++ {
+		if n%d == 0 {
+			return false
+		}
+	}
+	return true
 }
 
 // serviceEntryClusters builds the clusters of a ServiceEntry's hosts: STATIC resolution uses
@@ -214,6 +619,8 @@ func serviceEntryClusters(m *Mesh, e *seEntry, problems *[]Problem) []types.Reso
 			}
 			la.Endpoints = []*endpointv3.LocalityLbEndpoints{{Locality: &corev3.Locality{}, LoadBalancingWeight: wrapperspb.UInt32(1), LbEndpoints: lbs}}
 			c.LoadAssignment = la
+			// A DestinationRule for the host applies as to a registered service's.
+			m.clusterPolicy(m.Config.destinationRule(host), -1, port.GetNumber(), problems).applyTo(c)
 			out = append(out, c)
 		}
 	}

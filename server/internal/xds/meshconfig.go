@@ -27,6 +27,8 @@ type Config struct {
 	destinationRules map[string][]*drEntry
 	gateways         []*gwEntry
 	serviceEntries   []*seEntry
+	// experiments are the FaultExperiments, overlaid while active (experiments.go).
+	experiments []*experiment
 }
 
 type vsEntry struct {
@@ -59,6 +61,7 @@ func IndexConfig(rs []*config.Resource) *Config {
 	c := &Config{meshVS: map[string]*vsEntry{}, destinationRules: map[string][]*drEntry{}}
 	sorted := slices.Clone(rs)
 	slices.SortFunc(sorted, func(a, b *config.Resource) int { return cmp.Compare(a.Key(), b.Key()) })
+	c.experiments = indexExperiments(sorted)
 	for _, r := range sorted {
 		switch spec := r.Spec.(type) {
 		case *networking.VirtualService:

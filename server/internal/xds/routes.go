@@ -9,6 +9,7 @@ import (
 	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
 	routev3 "github.com/envoyproxy/go-control-plane/envoy/config/route/v3"
 	matcherv3 "github.com/envoyproxy/go-control-plane/envoy/type/matcher/v3"
+	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/anypb"
 	"google.golang.org/protobuf/types/known/durationpb"
 	"google.golang.org/protobuf/types/known/wrapperspb"
@@ -307,6 +308,7 @@ func (c *routeCtx) routeAction(e *vsEntry, rule *networking.HTTPRoute) *routev3.
 	if c.features.Retries {
 		ra.RetryPolicy = retryPolicy(rule.GetRetries())
 	}
+	c.mesh.applyHashPolicy(ra, len(rule.GetRoute()) == 1)
 	if c.features.Mirror {
 		if m := rule.GetMirror(); m != nil {
 			ra.RequestMirrorPolicies = append(ra.RequestMirrorPolicies, mirrorPolicy(c.destinationCluster(e, m), rule.GetMirrorPercentage(), rule.GetMirrorPercent()))
@@ -354,4 +356,39 @@ func (c *routeCtx) destinationCluster(e *vsEntry, d *networking.Destination) str
 		}
 	}
 	return meta.OutboundCluster(port, d.GetSubset(), host)
+}
+
+// applyHashPolicy gives a route action the hash policies of its clusters that balance by
+// consistent hash, as Istio does: each such destination contributes its DestinationRule's
+// key (an identical key once), and a request's key combines them. A route to a single such
+// destination retries on the endpoint its key picks, as in Istio: its retry policy loses the
+// previous_hosts predicate. Call it once the retry policy is set.
+func (m *Mesh) applyHashPolicy(ra *routev3.RouteAction, singleDestination bool) {
+	ra.HashPolicy = m.routeHashPolicy(ra)
+	if len(ra.HashPolicy) > 0 && singleDestination && ra.GetRetryPolicy() != nil {
+		ra.RetryPolicy.RetryHostPredicate = nil
+	}
+}
+
+func (m *Mesh) routeHashPolicy(ra *routev3.RouteAction) []*routev3.RouteAction_HashPolicy {
+	if !m.Features.ConsistentHash {
+		return nil
+	}
+	var out []*routev3.RouteAction_HashPolicy
+	add := func(cluster string) {
+		hp := m.clusterHashPolicy(cluster)
+		if hp == nil || slices.ContainsFunc(out, func(o *routev3.RouteAction_HashPolicy) bool { return proto.Equal(o, hp) }) {
+			return
+		}
+		out = append(out, hp)
+	}
+	switch cs := ra.GetClusterSpecifier().(type) {
+	case *routev3.RouteAction_Cluster:
+		add(cs.Cluster)
+	case *routev3.RouteAction_WeightedClusters:
+		for _, cw := range cs.WeightedClusters.GetClusters() {
+			add(cw.GetName())
+		}
+	}
+	return out
 }

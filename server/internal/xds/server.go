@@ -67,6 +67,14 @@ type Server struct {
 	source   ConfigSource
 	config   atomic.Pointer[loadedConfig]
 	features Features
+	// halted holds the FaultExperiment runs ended early (SetHaltedExperiments).
+	halted atomic.Pointer[map[RunKey]bool]
+
+	// events tells subscribers which proxies' sync state changed (events.go).
+	events eventHub
+
+	// idents holds the workload identity of each stream opened on the authenticated port.
+	idents sync.Map // stream id (int64) → auth.WorkloadIdentity
 
 	mu       sync.Mutex
 	streams  map[int64]string // stream id → node id, once the first request named the node
@@ -193,6 +201,9 @@ func (s *Server) onStreamOpen(ctx context.Context, id int64, typeURL string) err
 	if typeURL != resourcev3.AnyType {
 		return status.Errorf(codes.Unimplemented, "only ADS (StreamAggregatedResources) is served; got a stream for %s", typeURL)
 	}
+	if ident, ok := streamIdentity(ctx); ok {
+		s.idents.Store(id, ident)
+	}
 	return nil
 }
 
@@ -205,6 +216,11 @@ func (s *Server) onStreamRequest(id int64, req *discoveryv3.DiscoveryRequest) er
 		if err != nil {
 			s.log.Warn("proxy refused", "node_id", req.GetNode().GetId(), "error", err)
 			return status.Error(codes.InvalidArgument, err.Error())
+		}
+		ident, authenticated := s.idents.Load(id)
+		if err := checkIdentity(asIdentity(ident), authenticated, w); err != nil {
+			s.log.Warn("proxy refused", "node_id", w.NodeID, "error", err)
+			return err
 		}
 		if err := s.reg.Connect(context.Background(), w); err != nil {
 			s.log.Error("register proxy", "node_id", w.NodeID, "error", err)
@@ -222,7 +238,14 @@ func (s *Server) onStreamRequest(id int64, req *discoveryv3.DiscoveryRequest) er
 		n.workload = w
 		n.streams++
 		s.mu.Unlock()
+		s.events.notify(nodeID)
 		s.Kick()
+	}
+	if v, ok := req.GetNode().GetMetadata().GetFields()[meta.KeyAppHealth]; ok && known {
+		notReady, reason := appHealth(v.GetStringValue())
+		if s.reg.SetHealth(nodeID, notReady, reason) {
+			s.events.notify(nodeID)
+		}
 	}
 	if req.GetNode().GetMetadata().GetFields()[meta.KeyDraining].GetStringValue() == "true" {
 		if err := s.reg.Drain(context.Background(), nodeID); err != nil {
@@ -243,11 +266,13 @@ func (s *Server) onStreamRequest(id int64, req *discoveryv3.DiscoveryRequest) er
 	if d := req.GetErrorDetail(); d != nil {
 		n.status.nack[req.GetTypeUrl()] = d.GetMessage()
 		s.log.Warn("proxy rejected config", "node_id", nodeID, "type", shortType(req.GetTypeUrl()), "error", d.GetMessage())
+		s.events.notify(nodeID)
 		return nil
 	}
 	delete(n.status.nack, req.GetTypeUrl())
 	n.status.acked[req.GetTypeUrl()] = req.GetVersionInfo()
 	n.settle()
+	s.events.notify(nodeID)
 	return nil
 }
 
@@ -260,6 +285,7 @@ func (s *Server) onStreamResponse(_ context.Context, id int64, _ *discoveryv3.Di
 }
 
 func (s *Server) onStreamClosed(id int64, _ *corev3.Node) {
+	s.idents.Delete(id)
 	s.mu.Lock()
 	nodeID, ok := s.streams[id]
 	delete(s.streams, id)
@@ -279,6 +305,7 @@ func (s *Server) onStreamClosed(id int64, _ *corev3.Node) {
 	if err := s.reg.Disconnect(context.Background(), nodeID); err != nil {
 		s.log.Error("disconnect proxy", "node_id", nodeID, "error", err)
 	}
+	s.events.notify(nodeID)
 }
 
 // noteRequested keeps the resource names a proxyless client subscribes to. Unlike Envoy, it
@@ -435,6 +462,7 @@ func (s *Server) Push(ctx context.Context) error {
 	}
 	mesh.Config = loaded.config
 	mesh.Features = s.features
+	mesh.Now, mesh.Halted = time.Now(), s.haltedExperiments()
 	version, err := s.versions.NextVersion(ctx)
 	if err != nil {
 		return err
@@ -570,7 +598,14 @@ func (s *Server) nextSnapshot(id, v string, revision int64, byType map[string][]
 	if n == nil {
 		return false, nil // disconnected meanwhile
 	}
-	defer n.expect(revision)
+	// A snapshot with nothing new for the proxy syncs it to the revision at once, without an
+	// ACK: subscribers hear of that too.
+	defer func(synced int64) {
+		n.expect(revision)
+		if n.syncedRevision != synced {
+			s.events.notify(id)
+		}
+	}(n.syncedRevision)
 	changed := false
 	for typ, h := range hashes {
 		if old, ok := n.hashes[typ]; !ok || old != h {
@@ -694,6 +729,7 @@ func WorkloadFromNode(n *corev3.Node) (registry.Workload, error) {
 	if w.Ports, err = meta.ParseInboundPorts(str(meta.KeyInboundPorts)); err != nil {
 		return registry.Workload{}, fmt.Errorf("node %s: metadata %s: %w", w.NodeID, meta.KeyInboundPorts, err)
 	}
+	w.Health.NotReady, w.Health.Reason = appHealth(str(meta.KeyAppHealth))
 	for k, v := range f[meta.KeyLabels].GetStructValue().GetFields() {
 		sv, ok := v.GetKind().(*structpb.Value_StringValue)
 		if !ok {
@@ -711,3 +747,15 @@ func (l cacheLogger) Debugf(format string, args ...any) { l.log.Debug(fmt.Sprint
 func (l cacheLogger) Infof(format string, args ...any)  { l.log.Debug(fmt.Sprintf(format, args...)) }
 func (l cacheLogger) Warnf(format string, args ...any)  { l.log.Warn(fmt.Sprintf(format, args...)) }
 func (l cacheLogger) Errorf(format string, args ...any) { l.log.Error(fmt.Sprintf(format, args...)) }
+
+// maxHealthReason bounds the reason a proxy reports for its application's health.
+const maxHealthReason = 256
+
+// appHealth reads a meta.KeyAppHealth value into the registry's terms.
+func appHealth(v string) (notReady bool, reason string) {
+	ready, reason := meta.ParseAppHealth(v)
+	if len(reason) > maxHealthReason {
+		reason = reason[:maxHealthReason]
+	}
+	return !ready, reason
+}

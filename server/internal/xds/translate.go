@@ -23,7 +23,6 @@ import (
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/anypb"
 	"google.golang.org/protobuf/types/known/durationpb"
-	"google.golang.org/protobuf/types/known/structpb"
 	"google.golang.org/protobuf/types/known/wrapperspb"
 
 	"github.com/sluicemesh/sluice/internal/meta"
@@ -45,10 +44,15 @@ func (s *Service) FQDN() string { return meta.FQDN(s.Name, s.Namespace) }
 
 // Endpoint is one workload's sidecar inbound listener for a service port.
 type Endpoint struct {
-	Address  netip.Addr
-	Port     uint32
-	Workload string
-	Labels   map[string]string
+	Address netip.Addr
+	Port    uint32
+	// Workload and Namespace name the workload behind the endpoint as telemetry reports it
+	// (see endpointWorkload).
+	Workload, Namespace string
+	Labels              map[string]string
+	// NotReady marks an endpoint whose application fails its sidecar's probe: it is sent
+	// with health_status UNHEALTHY, so proxies keep it in view but balance only to others.
+	NotReady bool
 }
 
 // Mesh is everything the translator reads: the services of the registry, the stored
@@ -57,6 +61,10 @@ type Mesh struct {
 	Services []*Service
 	Config   *Config
 	Features Features
+	// Now is the time FaultExperiments are judged active at; zero means none is.
+	Now time.Time
+	// Halted holds the experiment runs ended before their time; they are not overlaid.
+	Halted map[RunKey]bool
 	// byHost indexes Services by FQDN.
 	byHost map[string]*Service
 }
@@ -80,7 +88,8 @@ func BuildMesh(workloads []registry.Workload) *Mesh {
 				s.Ports = append(s.Ports, p.Port)
 			}
 			s.Endpoints[p.Port] = append(s.Endpoints[p.Port], Endpoint{
-				Address: w.Address, Port: p.Port, Workload: w.Name, Labels: w.Labels,
+				Address: w.Address, Port: p.Port, Workload: endpointWorkload(w), Namespace: w.Namespace, Labels: w.Labels,
+				NotReady: w.Health.NotReady,
 			})
 		}
 	}
@@ -182,6 +191,7 @@ func (sh *shared) outboundRoutes(w registry.Workload) *routev3.RouteConfiguratio
 			}
 		}
 	}
+	sh.overlayExperiments(w.Labels, rc)
 	return rc
 }
 
@@ -196,6 +206,7 @@ func (sh *shared) hostRoutes(w registry.Workload, host string, port uint32) []*r
 		// Istio retries connection failures on every route, with or without a VirtualService.
 		r.GetRoute().RetryPolicy = retryPolicy(nil)
 	}
+	sh.mesh.applyHashPolicy(r.GetRoute(), true)
 	return []*routev3.Route{r}
 }
 
@@ -407,6 +418,9 @@ func loadAssignment(cluster string, eps []Endpoint) *endpointv3.ClusterLoadAssig
 			}},
 			HealthStatus: corev3.HealthStatus_HEALTHY,
 		}
+		if e.NotReady {
+			lb.HealthStatus = corev3.HealthStatus_UNHEALTHY
+		}
 		if e.Workload != "" {
 			lb.Metadata = endpointMetadata(e)
 		}
@@ -414,14 +428,6 @@ func loadAssignment(cluster string, eps []Endpoint) *endpointv3.ClusterLoadAssig
 	}
 	la.Endpoints = []*endpointv3.LocalityLbEndpoints{{Locality: &corev3.Locality{}, LoadBalancingWeight: wrapperspb.UInt32(1), LbEndpoints: lbs}}
 	return la
-}
-
-func endpointMetadata(e Endpoint) *corev3.Metadata {
-	fields := map[string]*structpb.Value{"workload": structpb.NewStringValue(e.Workload)}
-	if v := e.Labels["version"]; v != "" {
-		fields["version"] = structpb.NewStringValue(v)
-	}
-	return &corev3.Metadata{FilterMetadata: map[string]*structpb.Struct{"istio": {Fields: fields}}}
 }
 
 func socketAddress(addr netip.Addr, port uint32) *corev3.Address {

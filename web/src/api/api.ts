@@ -3,7 +3,17 @@
 
 import { ApiClient } from './client'
 import type {
+  ApiToken,
+  AuditPage,
   DiffAnswer,
+  ExperimentList,
+  ExperimentRun,
+  GraphAnswer,
+  MetricsAnswer,
+  NewToken,
+  Role,
+  ServiceInfo,
+  User,
   Login,
   ProxyList,
   Resource,
@@ -44,6 +54,30 @@ export interface ResourceYaml {
   yaml: string
   /** The resourceVersion, as sent back in If-Match. */
   etag: string | null
+}
+
+/** The selection of GET /api/v1/metrics. */
+export interface MetricsQuery {
+  /** A host, or a prefix such as "reviews.default". */
+  service?: string
+  version?: string
+  source?: string
+  /** RFC 3339 or Unix seconds. */
+  from?: string
+  to?: string
+  step?: string
+  by?: 'service' | 'version' | 'source'
+}
+
+/** The filters of GET /api/v1/audit; before is the previous page's next. */
+export interface AuditQuery {
+  actor?: string
+  action?: string
+  target?: string
+  since?: string
+  until?: string
+  limit?: number
+  before?: string
 }
 
 /** createApi binds the endpoints to a client. */
@@ -156,6 +190,57 @@ export function createApi(client: ApiClient) {
     diff: (q: DiffQuery) => get<DiffAnswer>(`${v1}/diff`, { ...q }),
 
     proxies: () => get<ProxyList>(`${v1}/proxies`),
+
+    /** graph is the mesh's traffic over the last window, such as "10s". */
+    graph: (window: string) => get<GraphAnswer>(`${v1}/graph`, { window }),
+
+    metrics: (q: MetricsQuery) => get<MetricsAnswer>(`${v1}/metrics`, { ...q }),
+
+    service: (namespace: string, name: string) =>
+      get<ServiceInfo>(`${v1}/namespaces/${seg(namespace)}/services/${seg(name)}`),
+
+    /**
+     * setTraffic splits a service's catch-all traffic between its versions. ifMatch, the
+     * resourceVersion the weights were read with, makes the server refuse with 409 if someone
+     * changed the VirtualService since.
+     */
+    setTraffic: async (namespace: string, name: string, weights: Record<string, number>, ifMatch?: string) =>
+      (
+        await client.request<WriteOutcome>('PUT', `${v1}/namespaces/${seg(namespace)}/services/${seg(name)}/traffic`, {
+          json: { weights },
+          headers: ifMatch ? { 'If-Match': `"${ifMatch}"` } : undefined,
+        })
+      ).data,
+
+    experiments: () => get<ExperimentList>(`${v1}/experiments`),
+
+    /** stopExperiment ends an experiment's scheduled or running run now. */
+    stopExperiment: async (namespace: string, name: string) =>
+      (await client.request<{ run: ExperimentRun }>('POST', `${v1}/namespaces/${seg(namespace)}/experiments/${seg(name)}/stop`)).data,
+
+    audit: (q: AuditQuery) => get<AuditPage>(`${v1}/audit`, { ...q }),
+
+    users: () => get<{ users: User[] }>(`${v1}/users`),
+
+    createUser: async (username: string, password: string, role: Role) =>
+      (await client.request<User>('POST', `${v1}/users`, { json: { username, password, role } })).data,
+
+    setUserRole: async (username: string, role: Role) =>
+      (await client.request<User>('PATCH', `${v1}/users/${seg(username)}`, { json: { role } })).data,
+
+    deleteUser: async (username: string) => {
+      await client.request('DELETE', `${v1}/users/${seg(username)}`, { responseType: 'none' })
+    },
+
+    tokens: () => get<{ tokens: ApiToken[] }>(`${v1}/tokens`),
+
+    /** createToken makes an API token; its secret is in this answer only. */
+    createToken: async (name: string, expiresIn?: string) =>
+      (await client.request<NewToken>('POST', `${v1}/tokens`, { json: { name, expiresIn: expiresIn || undefined } })).data,
+
+    revokeToken: async (id: string) => {
+      await client.request('DELETE', `${v1}/tokens/${seg(id)}`, { responseType: 'none' })
+    },
 
     /** healthz asks whether the server process is up; it needs no sign-in. */
     healthz: async () => (await client.request<{ status: string }>('GET', '/healthz', { signOutOn401: false })).data,

@@ -3,7 +3,7 @@
 // invalidation after a write refreshes it all; a WebSocket event can patch the same keys.
 
 import { infiniteQueryOptions, queryOptions, type QueryClient } from '@tanstack/react-query'
-import { api, type DiffQuery } from './api'
+import { api, type AuditQuery, type DiffQuery, type MetricsQuery } from './api'
 
 export const keys = {
   config: ['config'] as const,
@@ -13,6 +13,14 @@ export const keys = {
   history: (plural: string, namespace: string, name: string) => ['config', 'history', plural, namespace, name] as const,
   revisions: ['config', 'revisions'] as const,
   proxies: ['proxies'] as const,
+  // A service's versions and split change with the configuration and with its workloads.
+  service: (namespace: string, name: string) => ['config', 'service', namespace, name] as const,
+  metrics: (q: MetricsQuery) => ['metrics', q] as const,
+  audit: (q: AuditQuery) => ['audit', q] as const,
+  users: ['users'] as const,
+  // Experiments are FaultExperiment resources: a configuration write can change them.
+  experiments: ['config', 'experiments'] as const,
+  tokens: ['tokens'] as const,
   // A diff between two numbered revisions never changes, so it lives outside "config".
   diff: (q: DiffQuery) => ['diff', q.from, q.to, q.kind ?? '', q.namespace ?? '', q.name ?? ''] as const,
 }
@@ -77,3 +85,19 @@ export function afterConfigWrite(qc: QueryClient): Promise<void> {
     qc.invalidateQueries({ queryKey: keys.proxies }),
   )
 }
+
+/** How often a service's versions and endpoints are read again while on screen. */
+export const serviceRefreshMs = 5000
+
+export const serviceQuery = (namespace: string, name: string) =>
+  queryOptions({
+    queryKey: keys.service(namespace, name),
+    queryFn: () => api.service(namespace, name),
+    refetchInterval: serviceRefreshMs,
+  })
+
+export const metricsQuery = (q: MetricsQuery) =>
+  queryOptions({
+    queryKey: keys.metrics(q),
+    queryFn: () => api.metrics(q),
+  })

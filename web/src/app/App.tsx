@@ -8,6 +8,8 @@ import { SessionProvider } from '../auth/session'
 import { ConfigListPage } from '../features/config/ConfigListPage'
 import { ResourcePage } from '../features/config/ResourcePage'
 import { OverviewPage } from '../features/overview/OverviewPage'
+import { AccessPage } from '../features/access/AccessPage'
+import { AuditPage } from '../features/audit/AuditPage'
 import { ProxiesPage } from '../features/proxies/ProxiesPage'
 import { RevisionsPage } from '../features/revisions/RevisionsPage'
 import { Layout } from './Layout'
@@ -15,6 +17,11 @@ import { NotFoundPage } from './NotFoundPage'
 
 // The editor brings CodeMirror, the console's largest dependency: it loads when first opened.
 const EditorPage = lazy(() => import('../features/config/editor/EditorPage'))
+// The graph brings Cytoscape, the service page uPlot: each loads when first opened.
+const GraphPage = lazy(() => import('../features/graph/GraphPage'))
+const ServicePage = lazy(() => import('../features/service/ServicePage'))
+// The experiments page writes YAML, with the library the editor uses.
+const ExperimentsPage = lazy(() => import('../features/experiments/ExperimentsPage'))
 
 /** newQueryClient sets how the console reads server state. */
 export function newQueryClient(): QueryClient {
@@ -52,6 +59,11 @@ export function App({ queryClient = newQueryClient() }: { queryClient?: QueryCli
               <Route path="config/:kind/:namespace/:name/edit" element={<EditorPage />} />
               <Route path="revisions" element={<RevisionsPage />} />
               <Route path="proxies" element={<ProxiesPage />} />
+              <Route path="graph" element={<GraphPage />} />
+              <Route path="services/:namespace/:name" element={<ServicePage />} />
+              <Route path="experiments" element={<ExperimentsPage />} />
+              <Route path="audit" element={<AuditPage />} />
+              <Route path="access" element={<AccessPage />} />
               <Route path="*" element={<NotFoundPage />} />
             </Route>
           </Routes>

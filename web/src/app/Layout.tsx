@@ -1,14 +1,20 @@
 import { Suspense, useEffect, useRef } from 'react'
 import { NavLink, Outlet, useLocation } from 'react-router'
+import type { Role } from '../api/types'
+import { atLeast, needs } from '../auth/roles'
 import { useSession, useUser } from '../auth/session'
 import { Loading } from '../ui/States'
 import { ServerBanner } from './ServerBanner'
 
-const sections = [
+const sections: { to: string; label: string; end: boolean; min?: Role }[] = [
   { to: '/', label: 'Overview', end: true },
+  { to: '/graph', label: 'Traffic graph', end: false },
+  { to: '/experiments', label: 'Experiments', end: false },
   { to: '/config', label: 'Config', end: false },
   { to: '/revisions', label: 'Revisions', end: false },
   { to: '/proxies', label: 'Proxies', end: false },
+  { to: '/audit', label: 'Audit log', end: false, min: needs.readAudit },
+  { to: '/access', label: 'Users and tokens', end: false },
 ]
 
 /** Layout is every signed-in page: the sidebar, the server banner, and the page. */
@@ -40,7 +46,7 @@ export function Layout() {
         </div>
         <nav aria-label="Main">
           <ul>
-            {sections.map((s) => (
+            {sections.filter((s) => !s.min || atLeast(user.role, s.min)).map((s) => (
               <li key={s.to}>
                 <NavLink to={s.to} end={s.end}>
                   {s.label}

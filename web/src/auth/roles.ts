@@ -13,4 +13,10 @@ export const needs = {
   write: 'admin',
   /** Rolling a resource or the mesh back. */
   rollback: 'operator',
+  /** Changing how a service's traffic is split (the canary slider). */
+  traffic: 'operator',
+  /** Reading the audit log. */
+  readAudit: 'operator',
+  /** Managing users. */
+  users: 'admin',
 } as const satisfies Record<string, Role>

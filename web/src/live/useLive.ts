@@ -1,12 +1,13 @@
 import { useQueryClient, type QueryClient, type QueryKey } from '@tanstack/react-query'
-import { useEffect, useRef } from 'react'
-import { live, type LiveSocket } from './socket'
+import { useEffect, useRef, useState, useSyncExternalStore } from 'react'
+import { live, subscriptionKey, type LiveMessage, type LiveSocket, type LiveStatus, type Params, type Topic } from './socket'
 
 export interface LivePatch {
-  /** The topic to listen to, such as "graph". */
-  topic: string
-  /** Applies one event to the query cache, typically with qc.setQueryData. */
-  patch: (qc: QueryClient, data: unknown) => void
+  /** The topic to subscribe to, and its params. */
+  topic: Topic
+  params?: Params
+  /** Applies one message to the query cache, typically with qc.setQueryData. */
+  patch: (qc: QueryClient, msg: LiveMessage) => void
   /** Queries to refetch whenever the socket (re)opens, since events may have been missed. */
   refetchOnOpen?: QueryKey[]
   /** Off while false; on by default. */
@@ -15,21 +16,35 @@ export interface LivePatch {
 
 /**
  * useLivePatch keeps a feature's cached server state current from the shared socket while the
- * component is mounted. The socket opens with the first such component and closes with the last.
+ * component is mounted. The socket opens with the first such component and closes with the
+ * last. It returns the server's refusal of the subscription, if any.
  */
-export function useLivePatch({ topic, patch, refetchOnOpen, enabled = true }: LivePatch, socket: LiveSocket = live): void {
+export function useLivePatch(
+  { topic, params = {}, patch, refetchOnOpen, enabled = true }: LivePatch,
+  socket: LiveSocket = live,
+): string | null {
   const qc = useQueryClient()
-  // The latest callbacks, without resubscribing on every render.
-  const latest = useRef({ patch, refetchOnOpen })
-  latest.current = { patch, refetchOnOpen }
+  const [error, setError] = useState<string | null>(null)
+  // The latest callbacks and params, without resubscribing on every render.
+  const latest = useRef({ patch, refetchOnOpen, params })
+  latest.current = { patch, refetchOnOpen, params }
+  const key = subscriptionKey(topic, params)
 
   useEffect(() => {
     if (!enabled) return
-    return socket.subscribe(topic, {
-      onEvent: (data) => latest.current.patch(qc, data),
+    setError(null)
+    return socket.subscribe(topic, latest.current.params, {
+      onEvent: (msg) => latest.current.patch(qc, msg),
+      onError: setError,
       onOpen: () => {
         for (const queryKey of latest.current.refetchOnOpen ?? []) void qc.invalidateQueries({ queryKey })
       },
     })
-  }, [socket, topic, enabled, qc])
+  }, [socket, topic, key, enabled, qc])
+  return error
+}
+
+/** useLiveStatus is the shared socket's state, for a "live" indicator. */
+export function useLiveStatus(socket: LiveSocket = live): LiveStatus {
+  return useSyncExternalStore(socket.subscribeStatus, socket.status)
 }

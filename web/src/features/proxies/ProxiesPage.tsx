@@ -1,5 +1,6 @@
 import { useQuery } from '@tanstack/react-query'
 import { useMemo, useState } from 'react'
+import { Link } from 'react-router'
 import { proxiesQuery, proxiesRefreshMs } from '../../api/queries'
 import type { Proxy } from '../../api/types'
 import { Empty, ErrorState, Loading } from '../../ui/States'
@@ -120,7 +121,9 @@ function ProxyRow({ p, revision }: { p: Proxy; revision: number }) {
   return (
     <tr className={nacks.length ? 'row-bad' : undefined}>
       <td>{p.namespace}</td>
-      <th scope="row">{p.service}</th>
+      <th scope="row">
+        {p.mode === 'sidecar' && p.service ? <Link to={`/services/${encodeURIComponent(p.namespace)}/${encodeURIComponent(p.service)}`}>{p.service}</Link> : p.service}
+      </th>
       <td>{p.workload}</td>
       <td>{p.mode}</td>
       <td>

@@ -1,0 +1,2 @@
+DROP TABLE ca_root;
+DROP TABLE workload_tokens;
