@@ -29,8 +29,8 @@ require (
 	cloud.google.com/go/compute/metadata v0.9.0 // indirect
 	fortio.org/cli v1.9.2 // indirect
 	fortio.org/dflag v1.7.3 // indirect
-	fortio.org/fortio v1.68.2 // indirect
-	fortio.org/log v1.17.1 // indirect
+	fortio.org/fortio v1.68.2
+	fortio.org/log v1.17.1
 	fortio.org/safecast v1.0.0 // indirect
 	fortio.org/scli v1.15.3 // indirect
 	fortio.org/sets v1.2.0 // indirect

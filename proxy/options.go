@@ -40,6 +40,8 @@ type options struct {
 	health healthOptions
 	// pprof serves Go's profiles at /debug/pprof/ on the admin port.
 	pprof bool
+	// security is the control plane's credentials and the workload's identity.
+	security securityOptions
 }
 
 // errHelp is returned by parseOptions when the usage was asked for and printed.
@@ -56,7 +58,10 @@ func (f *inboundFlag) Set(v string) error {
 
 // flagDocs describes each flag, in the order --help lists them.
 var flagDocs = []struct{ name, usage string }{
-	{"control-plane", "the control plane's xDS address, HOST:PORT (such as 127.0.0.1:15010)"},
+	{"control-plane", "the control plane's xDS address, HOST:PORT: its authenticated TLS port with --token-file (such as 127.0.0.1:15012), else its plaintext --insecure-xds port (such as 127.0.0.1:15010)"},
+	{"token-file", "a file holding the workload token (slcw_…, from sluicectl token create workload --namespace NS --service-account SA): the proxy then dials the control plane over TLS, sends the token on every call and obtains its certificate from the mesh CA. Without it the proxy dials plaintext, for local development only"},
+	{"ca-root-file", "the mesh's root certificate in PEM (GET http://<server>/api/v1/ca/root, or the server's <data-dir>/root-cert.pem): verifies the control plane's TLS certificate; required with --token-file"},
+	{"trust-domain", "the mesh's SPIFFE trust domain, as the control plane's --trust-domain; the workload's identity is spiffe://<trust-domain>/ns/<namespace>/sa/<service-account>"},
 	{"namespace", "the workload's namespace"},
 	{"service", "the service this workload serves (gateway: defaults to istio-ingressgateway)"},
 	{"labels", "the workload's labels, k=v,k=v (version selects its subset)"},
@@ -92,6 +97,7 @@ func parseOptions(args []string, getenv func(string) string, stdout io.Writer) (
 		drainDelay, prometheusPort, telemetry              = new(string), new(string), new(string)
 		healthPath, healthPort, healthInterval             = new(string), new(string), new(string)
 		pprof                                              = new(string)
+		tokenFile, caRootFile, trustDomain                 = new(string), new(string), new(string)
 		inbound                                            inboundFlag
 	)
 	fs.StringVar(controlPlane, "control-plane", "", "")
@@ -112,6 +118,9 @@ func parseOptions(args []string, getenv func(string) string, stdout io.Writer) (
 	fs.StringVar(prometheusPort, "prometheus-port", strconv.Itoa(meta.PrometheusPort), "")
 	fs.StringVar(telemetry, "telemetry", "true", "")
 	fs.StringVar(pprof, "pprof", "false", "")
+	fs.StringVar(tokenFile, "token-file", "", "")
+	fs.StringVar(caRootFile, "ca-root-file", "", "")
+	fs.StringVar(trustDomain, "trust-domain", "cluster.local", "")
 	for _, d := range flagDocs {
 		fs.Lookup(d.name).Usage = d.usage
 	}
@@ -244,6 +253,9 @@ func parseOptions(args []string, getenv func(string) string, stdout io.Writer) (
 	if o.health, err = parseHealthOptions(o, *healthPath, *healthPort, *healthInterval); err != nil {
 		return nil, err
 	}
+	if o.security, err = parseSecurityOptions(o, *tokenFile, *caRootFile, *trustDomain); err != nil {
+		return nil, err
+	}
 	if o.name == "" {
 		o.name = meta.DefaultInstanceName(o.service, o.labels["version"], o.address.String())
 	}
@@ -259,6 +271,11 @@ func printUsage(w io.Writer, fs *flag.FlagSet) {
 	fmt.Fprintln(w, "usage: sluice-proxy --control-plane HOST:PORT --address IP --service NAME [flags]")
 	fmt.Fprintln(w, "\nsluice-proxy is the Sluice sidecar (or, with --mode gateway, ingress gateway).")
 	fmt.Fprintln(w, "Every flag can also be set with SLUICE_<FLAG>, such as SLUICE_CONTROL_PLANE; flags win.")
+	fmt.Fprintln(w, "\nWith --token-file and --ca-root-file the proxy speaks to the control plane's authenticated")
+	fmt.Fprintln(w, "port (TLS, :15012) with its workload token, and obtains and renews its own certificate,")
+	fmt.Fprintln(w, "spiffe://<trust-domain>/ns/<namespace>/sa/<service-account>; --namespace and --service-account")
+	fmt.Fprintln(w, "must be the token's. Without --token-file it dials plaintext, which only a control plane")
+	fmt.Fprintln(w, "started with --insecure-xds answers: for local development only.")
 	fmt.Fprintln(w, "\nflags:")
 	for _, d := range flagDocs {
 		f := fs.Lookup(d.name)

@@ -85,10 +85,25 @@
 // <address>:15090/stats/prometheus (--prometheus-port; 0 turns it off) and on the admin port,
 // and a telemetry.Pusher streams them each second, with sampled access logs, to the control
 // plane's xDS address over Envoy's MetricsService and AccessLogService on a gRPC connection of
-// its own; it reconnects with backoff up to 15 s, and while the server is unreachable nothing
+// its own (shared with the certificate requests, and dialled with the xDS client's
+// credentials); it reconnects with backoff up to 15 s, and while the server is unreachable nothing
 // waits (counters are cumulative, so the next report carries what was missed; access-log
 // entries wait in a bounded queue that drops its oldest). A drain sends one last report after
 // the listeners have finished. --telemetry false records nothing.
+//
+// # Control plane security and identity
+//
+// With --token-file (and --ca-root-file) every connection to the control plane is TLS,
+// verified against the trust bundle, and every call carries the workload token as
+// "authorization: Bearer slcw_…"; the node metadata's namespace and service account must be
+// the token's. An internal/identity Manager then obtains the workload's certificate
+// (spiffe://<trust-domain>/ns/<namespace>/sa/<service-account>, from a fresh ECDSA P-256
+// key) through Istio's certificate service on the same credentials, and renews it at about
+// half its life; /certs on the admin port shows it, and the proxy is not ready before it holds
+// one. A refusal by the control plane (token unknown, expired or revoked; identity not the
+// token's; a TLS handshake that fails) is logged once with what to fix, and every client then
+// retries only every 15 s. Without --token-file the proxy dials plaintext, which only a
+// control plane started with --insecure-xds answers, and warns once at start.
 //
 // On SIGINT or SIGTERM (or when Run's context ends, or on POST /drain) the proxy drains: it
 // tells the control plane first (DRAINING=true in its node metadata, so the server removes
@@ -115,13 +130,13 @@ import (
 	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
 	"golang.org/x/sync/errgroup"
 	"google.golang.org/grpc"
-	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/protobuf/types/known/structpb"
 
 	"github.com/sluicemesh/sluice/internal/meta"
 	"github.com/sluicemesh/sluice/proxy/internal/admin"
 	"github.com/sluicemesh/sluice/proxy/internal/cluster"
 	"github.com/sluicemesh/sluice/proxy/internal/health"
+	"github.com/sluicemesh/sluice/proxy/internal/identity"
 	"github.com/sluicemesh/sluice/proxy/internal/listener"
 	"github.com/sluicemesh/sluice/proxy/internal/telemetry"
 	"github.com/sluicemesh/sluice/proxy/internal/xdsclient"
@@ -166,16 +181,28 @@ type proxy struct {
 	promLn        net.Listener
 	telemetryConn *grpc.ClientConn
 	pusher        *telemetry.Pusher
-	started       time.Time
-	draining      atomic.Bool
-	drainReq      chan struct{}
-	health        *health.Prober // nil when the application is not probed
+	// creds are the control plane's credentials, the same for every connection to it;
+	// refusals logs the control plane's refusals of them once for all of those.
+	creds    xdsclient.Credentials
+	refusals *xdsclient.Refusals
+	// certs obtains and renews the workload certificate over telemetryConn; nil without
+	// --token-file. identity is the identity.Source the mutual-TLS listeners and clusters
+	// read on every handshake: certs, or without --token-file an identity.Static without a
+	// certificate.
+	certs    *identity.Manager
+	identity identity.Source
+	started  time.Time
+	draining atomic.Bool
+	drainReq chan struct{}
+	health   *health.Prober // nil when the application is not probed
 }
 
 // newProxy builds the proxy and binds its sockets: the admin address and, in sidecar mode,
 // the outbound and inbound listeners' addresses.
 func newProxy(o *options, log *slog.Logger) (*proxy, error) {
 	p := &proxy{o: o, log: log, node: buildNode(o), started: time.Now(), drainReq: make(chan struct{}, 1)}
+	p.creds = o.security.credentials()
+	p.refusals = xdsclient.NewRefusals(log)
 	p.pools.SourceIP = net.IP(o.address.AsSlice())
 	p.listeners = listener.NewManager(&p.stats, log, o.drainTimeout)
 	if o.telemetry {
@@ -183,7 +210,8 @@ func newProxy(o *options, log *slog.Logger) (*proxy, error) {
 	}
 	p.listeners.UseTelemetry(listener.Telemetry{Recorder: p.rec, Self: selfPeer(o), Service: meta.FQDN(o.service, o.namespace)})
 	p.dp = newDataplane(log, &p.pools, p.listeners)
-	p.xds = xdsclient.New(xdsclient.Config{Target: o.controlPlane, Node: p.node, Handler: p.dp, Log: log})
+	p.xds = xdsclient.New(xdsclient.Config{Target: o.controlPlane, Node: p.node, Handler: p.dp, Log: log,
+		Credentials: p.creds, Refusals: p.refusals})
 	if o.health.port != 0 {
 		var err error
 		if p.health, err = newHealth(p, o.health, p.xds); err != nil {
@@ -263,16 +291,55 @@ func selfPeer(o *options) listener.Peer {
 	}
 }
 
-// startPusher connects to the control plane's xDS address for the telemetry streams (gRPC
-// connects lazily and keeps reconnecting; the Pusher backs off between streams).
-func (p *proxy) startPusher() error {
-	conn, err := grpc.NewClient(p.o.controlPlane, grpc.WithTransportCredentials(insecure.NewCredentials()))
+// dialControlPlane opens the connection the telemetry streams and the certificate service
+// share, with the same credentials as the xDS client's (gRPC connects lazily and keeps
+// reconnecting; the Pusher and the identity Manager back off between attempts), and creates
+// those two as the options ask.
+func (p *proxy) dialControlPlane() error {
+	if !p.creds.Secure() {
+		// Plaintext development: an identity without a certificate, so mutual TLS stays
+		// off (Certificate answers ErrNoCertificate).
+		p.setIdentity(&identity.Static{Identity: p.o.security.id})
+	}
+	if p.rec == nil && !p.creds.Secure() {
+		return nil
+	}
+	conn, err := xdsclient.Dial(p.o.controlPlane, p.creds)
 	if err != nil {
-		return fmt.Errorf("telemetry connection to %s: %w", p.o.controlPlane, err)
+		return fmt.Errorf("connection to the control plane %s: %w", p.o.controlPlane, err)
 	}
 	p.telemetryConn = conn
-	p.pusher = telemetry.NewPusher(p.rec, conn, p.node, telemetry.PushOptions{Log: p.log})
+	if p.rec != nil {
+		p.pusher = telemetry.NewPusher(p.rec, conn, p.node, telemetry.PushOptions{Log: p.log, Refused: p.refusals.Refused})
+	}
+	if m := p.o.security.newIdentity(identity.NewGRPCIssuer(conn), p.refusals, p.log); m != nil {
+		p.certs = m
+		p.setIdentity(m)
+	}
 	return nil
+}
+
+// setIdentity gives the workload identity to all that speaks mutual TLS: the listeners and
+// the upstream pools. It runs before the xDS client starts, so before any listener or
+// cluster is built from the control plane's config.
+func (p *proxy) setIdentity(id identity.Source) {
+	p.identity = id
+	p.listeners.SetIdentity(id)
+	p.pools.Identity = id
+}
+
+// ready reports whether the proxy can serve: its first complete configuration is applied
+// and, with --token-file, it holds its first workload certificate, without which no mutual
+// TLS handshake could succeed.
+func (p *proxy) ready() bool {
+	if p.certs != nil {
+		select {
+		case <-p.certs.Issued():
+		default:
+			return false
+		}
+	}
+	return p.dp.Ready()
 }
 
 // run serves until ctx ends or a drain is asked for, then drains. An errgroup owns every
@@ -280,20 +347,26 @@ func (p *proxy) startPusher() error {
 func (p *proxy) run(ctx context.Context) error {
 	runCtx, cancelRun := context.WithCancel(context.WithoutCancel(ctx))
 	defer cancelRun()
-	var pushStats func() telemetry.PushStats
-	if p.rec != nil {
-		if err := p.startPusher(); err != nil {
-			p.closeSockets()
-			return err
-		}
+	if err := p.dialControlPlane(); err != nil {
+		p.closeSockets()
+		return err
+	}
+	if p.telemetryConn != nil {
 		defer p.telemetryConn.Close()
+	}
+	var pushStats func() telemetry.PushStats
+	if p.pusher != nil {
 		pushStats = p.pusher.Stats
+	}
+	var identityStatus func() identity.Status
+	if p.certs != nil {
+		identityStatus = p.certs.Status
 	}
 	g, gctx := errgroup.WithContext(runCtx)
 
 	adminSrv := &http.Server{
 		Handler: admin.NewServer(admin.Deps{
-			Ready:     p.dp.Ready,
+			Ready:     p.ready,
 			Draining:  p.draining.Load,
 			XDS:       p.xds.Status,
 			Warming:   p.dp.Warming,
@@ -306,12 +379,20 @@ func (p *proxy) run(ctx context.Context) error {
 			Telemetry: pushStats,
 			Recorder:  p.rec,
 			Pprof:     p.o.pprof,
+			Identity:  identityStatus,
 		}),
 		ReadHeaderTimeout: 10 * time.Second,
 		ErrorLog:          slog.NewLogLogger(p.log.Handler(), slog.LevelDebug),
 	}
-	p.log.Info("sluice-proxy starting", "mode", p.o.mode, "node_id", p.node.GetId(),
-		"control_plane", p.o.controlPlane, "admin", p.adminLn.Addr().String())
+	if p.creds.Secure() {
+		p.log.Info("sluice-proxy starting", "mode", p.o.mode, "node_id", p.node.GetId(),
+			"control_plane", p.o.controlPlane, "control_plane_tls", true, "spiffe_id", p.o.security.id.String(),
+			"admin", p.adminLn.Addr().String())
+	} else {
+		p.log.Info("sluice-proxy starting", "mode", p.o.mode, "node_id", p.node.GetId(),
+			"control_plane", p.o.controlPlane, "control_plane_tls", false, "admin", p.adminLn.Addr().String())
+		p.log.Warn("INSECURE: no --token-file, so the proxy dials the control plane in plaintext without credentials and has no workload certificate; only sluice-server --insecure-xds answers this, for local development (give --token-file and --ca-root-file otherwise)")
+	}
 
 	g.Go(func() error {
 		if err := adminSrv.Serve(p.adminLn); !errors.Is(err, http.ErrServerClosed) {
@@ -337,6 +418,9 @@ func (p *proxy) run(ctx context.Context) error {
 	}
 	if p.pusher != nil {
 		g.Go(func() error { return p.pusher.Run(gctx) })
+	}
+	if p.certs != nil {
+		g.Go(func() error { return p.certs.Run(gctx) })
 	}
 	if p.health != nil {
 		// Probed once before the xDS stream opens, so that the proxy registers with its

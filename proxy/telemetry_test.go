@@ -116,12 +116,12 @@ func TestTelemetryRecordsBothSides(t *testing.T) {
 	own := `destination_service="test.default.svc.cluster.local",destination_workload="test",destination_workload_namespace="default",destination_app="test",destination_version="v1"`
 	unknownDst := `destination_service="unknown",destination_workload="unknown",destination_workload_namespace="unknown",destination_app="unknown",destination_version="unknown"`
 	for _, want := range []string{
-		`istio_requests_total{reporter="source",` + self + `,` + dst + `,request_protocol="http",response_code="200",grpc_response_status="",response_flags="-"} 3`,
-		`istio_requests_total{reporter="source",` + self + `,` + dst + `,request_protocol="http",response_code="503",grpc_response_status="",response_flags="-"} 1`,
-		`istio_requests_total{reporter="destination",` + self + `,` + own + `,request_protocol="http",response_code="200",grpc_response_status="",response_flags="-"} 3`,
-		`istio_requests_total{reporter="destination",` + self + `,` + own + `,request_protocol="http",response_code="503",grpc_response_status="",response_flags="-"} 1`,
-		`istio_requests_total{reporter="source",` + self + `,` + unknownDst + `,request_protocol="http",response_code="404",grpc_response_status="",response_flags="NR"} 1`,
-		`istio_response_bytes_sum{reporter="source",` + self + `,` + dst + `,request_protocol="http",response_code="200",grpc_response_status="",response_flags="-"} 15`,
+		`istio_requests_total{reporter="source",` + self + `,` + dst + `,request_protocol="http",response_code="200",grpc_response_status="",response_flags="-",connection_security_policy="unknown"} 3`,
+		`istio_requests_total{reporter="source",` + self + `,` + dst + `,request_protocol="http",response_code="503",grpc_response_status="",response_flags="-",connection_security_policy="unknown"} 1`,
+		`istio_requests_total{reporter="destination",` + self + `,` + own + `,request_protocol="http",response_code="200",grpc_response_status="",response_flags="-",connection_security_policy="none"} 3`,
+		`istio_requests_total{reporter="destination",` + self + `,` + own + `,request_protocol="http",response_code="503",grpc_response_status="",response_flags="-",connection_security_policy="none"} 1`,
+		`istio_requests_total{reporter="source",` + self + `,` + unknownDst + `,request_protocol="http",response_code="404",grpc_response_status="",response_flags="NR",connection_security_policy="unknown"} 1`,
+		`istio_response_bytes_sum{reporter="source",` + self + `,` + dst + `,request_protocol="http",response_code="200",grpc_response_status="",response_flags="-",connection_security_policy="unknown"} 15`,
 	} {
 		if !strings.Contains(text, want+"\n") {
 			t.Errorf("exposition lacks\n%s\n\ngot:\n%s", want, requestsLines(text))

@@ -68,7 +68,7 @@ type Config struct {
 // enforces; the translator leaves the others out of the proxies' configuration and reports
 // them (see xds.Features).
 var proxyFeatures = xds.Features{HeaderRewrite: true, RegexRewrite: true, Retries: true, Fault: true, Mirror: true, CORS: true,
-	ConsistentHash: true, ConnectionPool: true, OutlierDetection: true}
+	ConsistentHash: true, ConnectionPool: true, OutlierDetection: true, MTLS: true}
 
 // usageError marks bad flags or arguments: main prints it and exits 2.
 type usageError struct{ msg string }
@@ -288,6 +288,7 @@ func serve(ctx context.Context, cfg *Config, log *slog.Logger, stdout io.Writer)
 
 	g, ctx := errgroup.WithContext(ctx)
 	xdsSrv := xds.New(ctx, log.With("component", "xds"), reg, st, st, proxyFeatures)
+	xdsSrv.SetTrustDomain(cfg.Security.TrustDomain.Name())
 	configRev, err := xdsSrv.LoadConfig(ctx)
 	if err != nil {
 		return err

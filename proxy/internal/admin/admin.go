@@ -1,6 +1,6 @@
 // Package admin serves sluice-proxy's admin endpoints on <address>:15000, shaped after
 // Envoy's admin interface so that the same habits and tools work: /ready, /config_dump,
-// /stats, /stats/prometheus, /clusters, and POST /drain.
+// /stats, /stats/prometheus, /clusters, /certs, and POST /drain.
 package admin
 
 import (
@@ -10,6 +10,7 @@ import (
 	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
 
 	"github.com/sluicemesh/sluice/proxy/internal/cluster"
+	"github.com/sluicemesh/sluice/proxy/internal/identity"
 	"github.com/sluicemesh/sluice/proxy/internal/listener"
 	"github.com/sluicemesh/sluice/proxy/internal/telemetry"
 	"github.com/sluicemesh/sluice/proxy/internal/xdsclient"
@@ -45,6 +46,9 @@ type Deps struct {
 	Recorder *telemetry.Recorder
 	// Pprof serves Go's profiles at /debug/pprof/ (sluice-proxy --pprof).
 	Pprof bool
+	// Identity returns the workload certificate's state, for /certs and /stats; nil means
+	// the proxy has no identity (no --token-file).
+	Identity func() identity.Status
 }
 
 // NewServer returns the admin handler.

@@ -13,9 +13,7 @@ import (
 
 	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
 	endpointv3 "github.com/envoyproxy/go-control-plane/envoy/config/endpoint/v3"
-	"google.golang.org/protobuf/encoding/protojson"
 	"google.golang.org/protobuf/proto"
-	"google.golang.org/protobuf/types/known/anypb"
 
 	"github.com/sluicemesh/sluice/proxy/internal/cluster"
 	"github.com/sluicemesh/sluice/proxy/internal/listener"
@@ -136,18 +134,7 @@ func handleConfigDump(xds func() xdsclient.Status, warming func() (listeners, cl
 // rawJSON renders a proto message as Envoy's dump does: protojson with the proto field
 // names, and "@type" first when typed.
 func rawJSON(m proto.Message, typed bool) json.RawMessage {
-	if typed {
-		a, err := anypb.New(m)
-		if err != nil {
-			return json.RawMessage(`null`)
-		}
-		m = a
-	}
-	b, err := protojson.MarshalOptions{UseProtoNames: true}.Marshal(m)
-	if err != nil {
-		return json.RawMessage(`null`)
-	}
-	return b
+	return marshalDump(m, typed)
 }
 
 // handleStats answers counters and xDS state as "name: value" lines, like Envoy's /stats.
@@ -181,6 +168,10 @@ func handleStats(d Deps) http.Handler {
 		line("http.downstream_cx_closed_early", s.Flagged(listener.FlagDownstreamTermination))
 		line("http.fault.delays_injected", s.Flagged(listener.FlagDelayInjected))
 		line("http.fault.aborts_injected", s.Flagged(listener.FlagFaultInjected))
+		line("http.rbac.denied", s.RBACDenied.Load())
+		line("http.rbac.logged", s.RBACLogged.Load())
+		line("listener.downstream_cx_tls", s.DownstreamTLS.Load())
+		line("listener.downstream_cx_plaintext_refused", s.PlaintextRefused.Load())
 		line("http.cors.preflights", s.CORSPreflights.Load())
 		line("http.cors.origin_valid", s.CORSOriginValid.Load())
 		line("http.cors.origin_invalid", s.CORSOriginInvalid.Load())
@@ -220,6 +211,19 @@ func handleStats(d Deps) http.Handler {
 			line("telemetry.access_log_streams_opened", ps.LogStreams)
 			line("telemetry.access_log_entries_sent", ps.LogEntriesSent)
 			line("telemetry.access_log_entries_lost", ps.LogEntriesLost)
+		}
+		if st.Refusal != "" {
+			line("xds.refused", fmt.Sprintf("%q", st.Refusal))
+		}
+		if d.Identity != nil {
+			is := d.Identity()
+			expiry := 0
+			if is.Issued {
+				expiry = max(int(time.Until(is.NotAfter).Seconds()), 0)
+			}
+			line("identity.cert_issued", boolInt(is.Issued))
+			line("identity.cert_expiry_seconds", expiry)
+			line("identity.rotations", is.Rotations)
 		}
 		clusterStats(d.Clusters, line)
 		ls := d.Listeners()

@@ -12,6 +12,7 @@ func addRoutes(mux *http.ServeMux, d Deps) {
 	mux.Handle("GET /config_dump", handleConfigDump(d.XDS, d.Warming, d.Node, d.Clusters))
 	mux.Handle("GET /clusters", handleClusters(d.Clusters))
 	mux.Handle("GET /stats", handleStats(d))
+	mux.Handle("GET /certs", handleCerts(d.Identity))
 	mux.Handle("POST /drain", handleDrain(d.Drain))
 	if d.Recorder != nil {
 		mux.Handle("GET /stats/prometheus", telemetry.PrometheusHandler(d.Recorder))

@@ -48,9 +48,11 @@ const httpOptionsKey = "envoy.extensions.upstreams.http.v3.HttpProtocolOptions"
 var Supported = support.Fields{
 	"envoy.config.cluster.v3.Cluster": {"name", "type", "eds_cluster_config", "connect_timeout",
 		"lb_policy", "load_assignment", "typed_extension_protocol_options", "metadata", "alt_stat_name",
-		"circuit_breakers", "outlier_detection", "common_lb_config", "ring_hash_lb_config", "maglev_lb_config"},
-	"envoy.config.cluster.v3.Cluster.RingHashLbConfig": {"minimum_ring_size", "maximum_ring_size", "hash_function"},
-	"envoy.config.cluster.v3.Cluster.MaglevLbConfig":   {"table_size"},
+		"circuit_breakers", "outlier_detection", "common_lb_config", "ring_hash_lb_config", "maglev_lb_config",
+		"transport_socket", "transport_socket_matches"},
+	"envoy.config.cluster.v3.Cluster.TransportSocketMatch": {"name", "match", "transport_socket"},
+	"envoy.config.cluster.v3.Cluster.RingHashLbConfig":     {"minimum_ring_size", "maximum_ring_size", "hash_function"},
+	"envoy.config.cluster.v3.Cluster.MaglevLbConfig":       {"table_size"},
 	// Success-rate and failure-percentage detection are not implemented: enforcing_success_rate
 	// must be 0 (Istio sends 0), and enforcing_failure_percentage 0 or unset.
 	"envoy.config.cluster.v3.OutlierDetection": {"consecutive_5xx", "consecutive_gateway_failure", "interval",
@@ -165,6 +167,11 @@ type Config struct {
 	MinRingSize, MaxRingSize uint64
 	// MaglevTableSize is a Maglev table's size, a prime (maglev_lb_config.table_size).
 	MaglevTableSize uint64
+	// TLS is the transport_socket: every connection uses it; nil for plaintext.
+	TLS *TLSContext
+	// TLSMatch is the transport socket of the endpoints labelled tlsMode "istio" under
+	// transport_socket_matches (auto mTLS); the others are plaintext. Nil for none.
+	TLSMatch *TLSContext
 }
 
 // Compile validates a CDS Cluster. The error names the offending field, so the proxy can NACK
@@ -311,6 +318,9 @@ func Compile(c *clusterv3.Cluster) (*Config, error) {
 		}
 		cfg.Outlier = o
 	}
+	if err := compileTransportSockets(c, cfg); err != nil {
+		return nil, err
+	}
 	if pt := c.GetCommonLbConfig().GetHealthyPanicThreshold(); pt != nil {
 		if v := pt.GetValue(); v < 0 || v > 100 {
 			return nil, fmt.Errorf("common_lb_config.healthy_panic_threshold.value: %v is not a percentage", v)
@@ -364,6 +374,9 @@ type Assignment struct {
 	// Identities names the workload behind each endpoint address whose metadata says (see
 	// Identity); nil when none does.
 	Identities map[string]*Identity
+	// TLSHosts are the endpoint addresses labelled tlsMode "istio" (a sidecar), which auto
+	// mTLS reaches over TLS; nil when none is.
+	TLSHosts map[string]bool
 }
 
 // EndpointSpec is one upstream endpoint of an assignment.
@@ -412,6 +425,7 @@ func CompileAssignment(cla *endpointv3.ClusterLoadAssignment, allowNames bool) (
 			}
 			spec := EndpointSpec{Address: net.JoinHostPort(host, strconv.FormatUint(uint64(sa.GetPortValue()), 10)), Weight: w}
 			a.addIdentity(spec.Address, lbe.GetMetadata())
+			a.addTLSMode(spec.Address, lbe.GetMetadata())
 			p := loc.GetPriority()
 			switch lbe.GetHealthStatus() {
 			case corev3.HealthStatus_UNKNOWN, corev3.HealthStatus_HEALTHY:

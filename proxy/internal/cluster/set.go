@@ -2,6 +2,7 @@ package cluster
 
 import (
 	"math/rand/v2"
+	"net/http"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -26,9 +27,10 @@ type Cluster struct {
 	// hosts is the balancer in use: over the healthy endpoints, or over all of them in panic
 	// mode. Without outlier detection it never changes; with it, a pick that finds the
 	// detector's generation moved on builds a new one.
-	hosts      atomic.Pointer[hostSet]
-	rebuild    sync.Mutex
-	transports *Transports
+	hosts   atomic.Pointer[hostSet]
+	rebuild sync.Mutex
+	// roundTrippers are the HTTP/1.1 and HTTP/2 transports (see RoundTripper).
+	roundTrippers [2]http.RoundTripper
 	// breaker and detector are shared by every version of the cluster.
 	breaker  *breaker
 	detector *outlier
@@ -54,7 +56,7 @@ func New(cfg *Config, a *Assignment, prev *Cluster, pools *Pools) *Cluster {
 			old[e.Address] = e.load
 		}
 	}
-	c := &Cluster{Config: cfg, Assignment: a, transports: pools.For(cfg)}
+	c := &Cluster{Config: cfg, Assignment: a, roundTrippers: pools.roundTrippers(cfg, a)}
 	if prev != nil && prev.Name == cfg.Name {
 		c.breaker = prev.breaker
 		if cfg.Outlier != nil {

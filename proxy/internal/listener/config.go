@@ -11,6 +11,7 @@ import (
 	listenerv3 "github.com/envoyproxy/go-control-plane/envoy/config/listener/v3"
 	hcmv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/http_connection_manager/v3"
 
+	"github.com/sluicemesh/sluice/proxy/internal/cluster"
 	"github.com/sluicemesh/sluice/proxy/internal/filter"
 	"github.com/sluicemesh/sluice/proxy/internal/route"
 	"github.com/sluicemesh/sluice/proxy/internal/support"
@@ -22,6 +23,8 @@ const (
 	routerTypeURL = "type.googleapis.com/envoy.extensions.filters.http.router.v3.Router"
 	corsTypeURL   = "type.googleapis.com/envoy.extensions.filters.http.cors.v3.Cors"
 	faultTypeURL  = "type.googleapis.com/envoy.extensions.filters.http.fault.v3.HTTPFault"
+	rbacTypeURL   = "type.googleapis.com/envoy.extensions.filters.http.rbac.v3.RBAC"
+	rlTypeURL     = "type.googleapis.com/envoy.extensions.filters.http.local_ratelimit.v3.LocalRateLimit"
 )
 
 // FilterKind is an HTTP filter sluice-proxy runs before its router.
@@ -33,6 +36,10 @@ const (
 	FilterCORS FilterKind = iota + 1
 	// FilterFault is envoy.filters.http.fault: its own config, unless a route has one.
 	FilterFault
+	// FilterRBAC is envoy.filters.http.rbac (authorization); a chain may hold several.
+	FilterRBAC
+	// FilterRateLimit is envoy.filters.http.local_ratelimit; a chain may hold several.
+	FilterRateLimit
 )
 
 // HTTPFilter is one compiled entry of the HCM's http_filters.
@@ -42,6 +49,9 @@ type HTTPFilter struct {
 	// Fault is a fault filter's own config, for routes without one (Istio sends an empty
 	// HTTPFault: no fault).
 	Fault *filter.Fault
+	// RBAC and RateLimit are the config of an RBAC or local rate limit filter.
+	RBAC      *filter.RBAC
+	RateLimit *filter.RateLimit
 }
 
 // DefaultWarmingTimeout is Envoy's initial_fetch_timeout: how long a new listener waits for
@@ -53,13 +63,15 @@ const DefaultWarmingTimeout = 15 * time.Second
 // messages are accepted whole and not applied: the server uses Go's defaults.
 var Supported = support.Fields{
 	"envoy.config.listener.v3.Listener": {"name", "address", "filter_chains", "traffic_direction",
-		"metadata", "stat_prefix"},
-	"envoy.config.core.v3.Address":             {"socket_address"},
-	"envoy.config.core.v3.SocketAddress":       {"address", "port_value", "protocol", "ipv4_compat"},
-	"envoy.config.listener.v3.FilterChain":     {"name", "filters", "metadata"},
-	"envoy.config.listener.v3.Filter":          {"name", "typed_config"},
-	"envoy.config.core.v3.ConfigSource":        {"ads", "initial_fetch_timeout", "resource_api_version"},
-	"envoy.config.core.v3.HttpProtocolOptions": {"idle_timeout"},
+		"metadata", "stat_prefix", "listener_filters"},
+	"envoy.config.listener.v3.ListenerFilter":   {"name", "typed_config"},
+	"envoy.config.listener.v3.FilterChainMatch": {"transport_protocol"},
+	"envoy.config.core.v3.Address":              {"socket_address"},
+	"envoy.config.core.v3.SocketAddress":        {"address", "port_value", "protocol", "ipv4_compat"},
+	"envoy.config.listener.v3.FilterChain":      {"name", "filters", "metadata", "filter_chain_match", "transport_socket"},
+	"envoy.config.listener.v3.Filter":           {"name", "typed_config"},
+	"envoy.config.core.v3.ConfigSource":         {"ads", "initial_fetch_timeout", "resource_api_version"},
+	"envoy.config.core.v3.HttpProtocolOptions":  {"idle_timeout"},
 	"envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager": {"codec_type",
 		"stat_prefix", "rds", "route_config", "http_filters", "use_remote_address", "generate_request_id",
 		"preserve_external_request_id", "strip_any_host_port", "strip_matching_host_port",
@@ -99,12 +111,17 @@ type Config struct {
 	StripAnyHostPort, StripMatchingHostPort bool
 	// Filters are the HTTP filters before the router, in the order they run.
 	Filters []HTTPFilter
+	// TLSMode says whether the listener takes TLS, plaintext or both (tls.go); TLS is its
+	// TLS context, nil for Plaintext.
+	TLSMode TLSMode
+	TLS     *cluster.TLSContext
 }
 
 // SameServer reports whether a and b can share one running server: the same socket and the
 // same connection-level settings. Other differences are swapped in atomically.
 func (a *Config) SameServer(b *Config) bool {
-	return a.Address == b.Address && a.HTTP1 == b.HTTP1 && a.HTTP2 == b.HTTP2 && a.IdleTimeout == b.IdleTimeout
+	return a.Address == b.Address && a.HTTP1 == b.HTTP1 && a.HTTP2 == b.HTTP2 && a.IdleTimeout == b.IdleTimeout &&
+		a.TLSMode == b.TLSMode && a.TLS.Equal(b.TLS)
 }
 
 // Compile validates an LDS Listener. The error names the offending field, so the proxy can
@@ -131,19 +148,20 @@ func Compile(l *listenerv3.Listener) (*Config, error) {
 	cfg.Port = strconv.FormatUint(uint64(sa.GetPortValue()), 10)
 	cfg.Address = net.JoinHostPort(ip.Unmap().String(), cfg.Port)
 
-	if n := len(l.GetFilterChains()); n != 1 {
-		return nil, fmt.Errorf("filter_chains: sluice-proxy needs exactly one filter chain, got %d", n)
+	chain, ci, err := compileChains(l, cfg)
+	if err != nil {
+		return nil, err
 	}
-	filters := l.GetFilterChains()[0].GetFilters()
+	filters := chain.GetFilters()
 	if len(filters) != 1 || filters[0].GetTypedConfig().GetTypeUrl() != hcmTypeURL {
-		return nil, errors.New("filter_chains[0].filters: sluice-proxy needs exactly one filter, an envoy.filters.network.http_connection_manager with a typed_config")
+		return nil, fmt.Errorf("filter_chains[%d].filters: sluice-proxy needs exactly one filter, an envoy.filters.network.http_connection_manager with a typed_config", ci)
 	}
 	var hcm hcmv3.HttpConnectionManager
 	if err := filters[0].GetTypedConfig().UnmarshalTo(&hcm); err != nil {
-		return nil, fmt.Errorf("filter_chains[0].filters[0].typed_config: %w", err)
+		return nil, fmt.Errorf("filter_chains[%d].filters[0].typed_config: %w", ci, err)
 	}
 	if err := compileHCM(&hcm, cfg); err != nil {
-		return nil, fmt.Errorf("filter_chains[0].filters[0].typed_config.%w", err)
+		return nil, fmt.Errorf("filter_chains[%d].filters[0].typed_config.%w", ci, err)
 	}
 	return cfg, nil
 }
@@ -209,12 +227,19 @@ func compileHCM(hcm *hcmv3.HttpConnectionManager, cfg *Config) error {
 				return fmt.Errorf("http_filters[%d].typed_config%w", i, err)
 			}
 			fault = fc
+		case typeURL == rbacTypeURL || typeURL == rlTypeURL:
+			hf, err := compileSecurityFilter(f)
+			if err != nil {
+				return fmt.Errorf("http_filters[%d]%w", i, err)
+			}
+			cfg.Filters = append(cfg.Filters, hf)
+			continue
 		case f.GetIsOptional() || f.GetDisabled():
 			// Envoy skips an optional filter it does not know, and a disabled one until a
 			// route enables it, which a route cannot do for a filter sluice-proxy lacks.
 			continue
 		default:
-			return fmt.Errorf("http_filters[%d] (%q): not supported by sluice-proxy yet (supported: %s, %s, envoy.filters.http.router)", i, f.GetName(), filter.CORSName, filter.FaultName)
+			return fmt.Errorf("http_filters[%d] (%q): not supported by sluice-proxy yet (supported: %s, %s, %s, %s, envoy.filters.http.router)", i, f.GetName(), filter.CORSName, filter.FaultName, filter.RBACName, filter.RateLimitName)
 		}
 		if f.GetDisabled() {
 			return fmt.Errorf("http_filters[%d] (%q).disabled: a filter disabled until a route enables it is not supported by sluice-proxy", i, f.GetName())

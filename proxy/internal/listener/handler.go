@@ -116,6 +116,14 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			if ex.fault(cfg.Filters[i].Fault) {
 				return
 			}
+		case FilterRBAC:
+			if ex.authorize(cfg.Filters[i].RBAC) {
+				return
+			}
+		case FilterRateLimit:
+			if ex.rateLimit(cfg.Filters[i].RateLimit) {
+				return
+			}
 		}
 	}
 	ex.route()

@@ -23,6 +23,7 @@ import (
 	"time"
 
 	"github.com/sluicemesh/sluice/proxy/internal/cluster"
+	"github.com/sluicemesh/sluice/proxy/internal/identity"
 	"github.com/sluicemesh/sluice/proxy/internal/route"
 )
 
@@ -46,6 +47,8 @@ type Manager struct {
 	drainTimeout time.Duration
 	// telemetry is what listeners record with; nil for nothing.
 	telemetry *Telemetry
+	// identity is the workload identity TLS filter chains use; nil for none (SetIdentity).
+	identity identity.Source
 
 	mu        sync.Mutex
 	listeners map[string]*Listener
@@ -248,6 +251,8 @@ func (m *Manager) start(l *Listener) {
 	var protos http.Protocols
 	protos.SetHTTP1(l.cfg.HTTP1)
 	protos.SetUnencryptedHTTP2(l.cfg.HTTP2)
+	// Over TLS, HTTP/2 is chosen by ALPN.
+	protos.SetHTTP2(l.cfg.HTTP2 && l.cfg.TLSMode != Plaintext)
 	l.srv = &http.Server{
 		Handler:     l.h,
 		Protocols:   &protos,
@@ -258,7 +263,7 @@ func (m *Manager) start(l *Listener) {
 		ErrorLog:                     slog.NewLogLogger(m.log.Handler(), slog.LevelDebug),
 	}
 	l.started = true
-	srv, ln := l.srv, l.ln
+	srv, ln := l.srv, m.serveListener(l)
 	m.wg.Go(func() {
 		if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
 			m.log.Error("listener stopped", "listener", l.name, "address", l.cfg.Address, "error", err)

@@ -22,10 +22,11 @@ const (
 	FlagDelayInjected              // DI: the fault filter delayed the request
 	FlagFaultInjected              // FI: the fault filter aborted the request
 	FlagDownstreamTermination      // DC: the client went away first
+	FlagRateLimited                // RL: the local rate limit filter refused the request
 	NumFlags
 )
 
-var flagNames = [NumFlags]string{"-", "NR", "NC", "UH", "UF", "UT", "UR", "UC", "UO", "URX", "DI", "FI", "DC"}
+var flagNames = [NumFlags]string{"-", "NR", "NC", "UH", "UF", "UT", "UR", "UC", "UO", "URX", "DI", "FI", "DC", "RL"}
 
 // String returns the flag's Envoy name, such as "UO".
 func (f Flag) String() string { return flagNames[f] }
@@ -56,6 +57,15 @@ type Stats struct {
 	// CORSPreflights counts preflight requests the CORS filter answered; CORSOriginValid and
 	// CORSOriginInvalid count requests with an Origin the policy allowed or not.
 	CORSPreflights, CORSOriginValid, CORSOriginInvalid atomic.Uint64
+
+	// DownstreamTLS counts inbound connections that arrived over TLS (their handshake may
+	// still fail); PlaintextRefused counts plaintext connections a TLS-only (STRICT)
+	// listener closed.
+	DownstreamTLS, PlaintextRefused atomic.Uint64
+
+	// RBACDenied counts requests an RBAC filter refused; RBACLogged requests an RBAC LOG
+	// (AUDIT) filter's policies matched.
+	RBACDenied, RBACLogged atomic.Uint64
 
 	// flags counts requests by response flag.
 	flags [NumFlags]atomic.Uint64

@@ -146,6 +146,7 @@ var flagBits = [NumFlags]telemetry.Flags{
 	FlagDelayInjected:         telemetry.FlagDelayInjected,
 	FlagFaultInjected:         telemetry.FlagFaultInjected,
 	FlagDownstreamTermination: telemetry.FlagDownstreamConnectionTermination,
+	FlagRateLimited:           telemetry.FlagRateLimited,
 }
 
 func telemetryFlags(bits uint32) telemetry.Flags {
@@ -235,6 +236,10 @@ func (ex *exchange) record() {
 		q.DestinationService = rc.service
 		q.DestinationWorkload, q.DestinationNamespace = rc.self.Workload, rc.self.Namespace
 		q.DestinationVersion, q.DestinationApp = rc.self.Version, rc.self.App
+		q.Security = telemetry.SecurityNone
+		if r.TLS != nil && len(r.TLS.PeerCertificates) > 0 {
+			q.Security = telemetry.SecurityMutualTLS
+		}
 	} else {
 		q.SourceWorkload, q.SourceNamespace = rc.self.Workload, rc.self.Namespace
 		q.SourceVersion, q.SourceApp = rc.self.Version, rc.self.App

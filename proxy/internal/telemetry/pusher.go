@@ -41,6 +41,10 @@ type PushOptions struct {
 	BackoffBase, BackoffMax time.Duration
 	// Log receives stream openings and failures at debug level. Nil discards them.
 	Log *slog.Logger
+	// Refused reports that a stream's error is the control plane refusing the proxy's
+	// credentials (and logs it); the stream is then opened again only after BackoffMax. Nil
+	// treats every failure alike.
+	Refused func(error) bool
 }
 
 // Pusher streams a Recorder's metrics and access log to the control plane over Envoy's
@@ -71,6 +75,7 @@ type Pusher struct {
 	base     time.Duration
 	ceiling  time.Duration
 	log      *slog.Logger
+	refused  func(error) bool
 	// maxSeries is maxSeriesPerMessage; tests lower it.
 	maxSeries int
 	// order is the metrics goroutine's cache of reportOrder.
@@ -116,6 +121,7 @@ func NewPusher(rec *Recorder, conn grpc.ClientConnInterface, node *corev3.Node, 
 		base:      o.BackoffBase,
 		ceiling:   o.BackoffMax,
 		log:       o.Log,
+		refused:   o.Refused,
 		maxSeries: maxSeriesPerMessage,
 		flush:     make(chan chan struct{}),
 	}
@@ -165,6 +171,11 @@ func (p *Pusher) keep(ctx context.Context, name string, stream func(context.Cont
 		}
 		attempts++
 		wait := p.backoff(attempts)
+		// A refusal may come after the first message was sent (gRPC buffers it before the
+		// server answers the stream), so it is checked on healthy streams too.
+		if p.refused != nil && p.refused(err) {
+			wait = p.ceiling
+		}
 		p.log.Debug("telemetry stream closed, reopening", "stream", name, "error", err,
 			"attempt", attempts, "wait", wait)
 		t := time.NewTimer(wait)

@@ -107,6 +107,7 @@ type labelKey struct {
 	code                                              uint16
 	reporter                                          Reporter
 	protocol                                          Protocol
+	security                                          Security
 }
 
 // series is the counters of one label set. Only atomics change after creation.
@@ -179,6 +180,7 @@ func (r *Recorder) Record(q Request) {
 		flags:        q.Flags,
 		reporter:     q.Reporter,
 		protocol:     q.Protocol,
+		security:     q.Security,
 	}
 	if q.ResponseCode > 0 && q.ResponseCode < 1000 {
 		k.code = uint16(q.ResponseCode)
@@ -234,7 +236,7 @@ func (k *labelKey) sum(seed maphash.Seed) uint64 {
 	b = binary.LittleEndian.AppendUint32(b, k.grpcStatus)
 	b = binary.LittleEndian.AppendUint32(b, uint32(k.flags))
 	b = binary.LittleEndian.AppendUint16(b, k.code)
-	b = append(b, byte(k.reporter), byte(k.protocol))
+	b = append(b, byte(k.reporter), byte(k.protocol), byte(k.security))
 	return maphash.Bytes(seed, b)
 }
 
@@ -247,11 +249,11 @@ func (k *labelKey) sumLong(seed maphash.Seed) uint64 {
 		h.WriteString(s)
 		h.WriteByte(0xff)
 	}
-	var b [12]byte
+	var b [13]byte
 	binary.LittleEndian.PutUint32(b[0:], k.grpcStatus)
 	binary.LittleEndian.PutUint32(b[4:], uint32(k.flags))
 	binary.LittleEndian.PutUint16(b[8:], k.code)
-	b[10], b[11] = byte(k.reporter), byte(k.protocol)
+	b[10], b[11], b[12] = byte(k.reporter), byte(k.protocol), byte(k.security)
 	h.Write(b[:])
 	return h.Sum64()
 }
@@ -357,7 +359,7 @@ func (k *labelKey) fnv() uint64 {
 		h = (h ^ 0xff) * prime // a byte no UTF-8 string holds, so ("ab","c") ≠ ("a","bc")
 	}
 	for _, v := range [...]uint64{uint64(k.grpcStatus), uint64(k.flags), uint64(k.code),
-		uint64(k.reporter), uint64(k.protocol)} {
+		uint64(k.reporter), uint64(k.protocol), uint64(k.security)} {
 		for range 8 {
 			h = (h ^ (v & 0xff)) * prime
 			v >>= 8
@@ -370,7 +372,8 @@ func (k *labelKey) fnv() uint64 {
 var labelNames = [...]string{"reporter", "source_workload", "source_workload_namespace",
 	"source_app", "source_version", "destination_service", "destination_workload",
 	"destination_workload_namespace", "destination_app", "destination_version",
-	"request_protocol", "response_code", "grpc_response_status", "response_flags"}
+	"request_protocol", "response_code", "grpc_response_status", "response_flags",
+	"connection_security_policy"}
 
 const numLabels = len(labelNames)
 
@@ -393,7 +396,7 @@ func (s *series) values() [numLabels]string {
 	}
 	return [numLabels]string{k.reporter.String(), k.srcWorkload, k.srcNamespace, k.srcApp,
 		k.srcVersion, k.dstService, k.dstWorkload, k.dstNamespace, k.dstApp, k.dstVersion,
-		k.protocol.String(), strconv.Itoa(int(k.code)), grpc, k.flags.String()}
+		k.protocol.String(), strconv.Itoa(int(k.code)), grpc, k.flags.String(), k.security.String()}
 }
 
 // snapshot returns every series that counted a request, sorted by labels, each rendered.

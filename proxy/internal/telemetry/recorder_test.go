@@ -99,13 +99,25 @@ func TestLabels(t *testing.T) {
 	}{{
 		name:   "outbound HTTP success",
 		change: func(*Request) {},
-		want:   `reporter="source",` + identity + `,request_protocol="http",response_code="200",grpc_response_status="",response_flags="-"`,
+		want:   `reporter="source",` + identity + `,request_protocol="http",response_code="200",grpc_response_status="",response_flags="-",connection_security_policy="unknown"`,
 	}, {
 		name: "inbound",
 		change: func(q *Request) {
 			q.Reporter = ReporterDestination
 		},
-		want: `reporter="destination",` + identity + `,request_protocol="http",response_code="200",grpc_response_status="",response_flags="-"`,
+		want: `reporter="destination",` + identity + `,request_protocol="http",response_code="200",grpc_response_status="",response_flags="-",connection_security_policy="unknown"`,
+	}, {
+		name: "inbound over mutual TLS",
+		change: func(q *Request) {
+			q.Reporter, q.Security = ReporterDestination, SecurityMutualTLS
+		},
+		want: `reporter="destination",` + identity + `,request_protocol="http",response_code="200",grpc_response_status="",response_flags="-",connection_security_policy="mutual_tls"`,
+	}, {
+		name: "inbound in plaintext",
+		change: func(q *Request) {
+			q.Reporter, q.Security = ReporterDestination, SecurityNone
+		},
+		want: `reporter="destination",` + identity + `,request_protocol="http",response_code="200",grpc_response_status="",response_flags="-",connection_security_policy="none"`,
 	}, {
 		name: "unknown identities and reporter",
 		change: func(q *Request) {
@@ -113,43 +125,43 @@ func TestLabels(t *testing.T) {
 		},
 		want: `reporter="unknown",source_workload="unknown",source_workload_namespace="unknown",source_app="unknown",source_version="unknown",` +
 			`destination_service="unknown",destination_workload="unknown",destination_workload_namespace="unknown",destination_app="unknown",destination_version="unknown",` +
-			`request_protocol="http",response_code="404",grpc_response_status="",response_flags="-"`,
+			`request_protocol="http",response_code="404",grpc_response_status="",response_flags="-",connection_security_policy="unknown"`,
 	}, {
 		name: "gRPC reports its status",
 		change: func(q *Request) {
 			q.Protocol, q.GRPCStatus = ProtocolGRPC, 14
 		},
-		want: `reporter="source",` + identity + `,request_protocol="grpc",response_code="200",grpc_response_status="14",response_flags="-"`,
+		want: `reporter="source",` + identity + `,request_protocol="grpc",response_code="200",grpc_response_status="14",response_flags="-",connection_security_policy="unknown"`,
 	}, {
 		name: "gRPC OK",
 		change: func(q *Request) {
 			q.Protocol = ProtocolGRPC
 		},
-		want: `reporter="source",` + identity + `,request_protocol="grpc",response_code="200",grpc_response_status="0",response_flags="-"`,
+		want: `reporter="source",` + identity + `,request_protocol="grpc",response_code="200",grpc_response_status="0",response_flags="-",connection_security_policy="unknown"`,
 	}, {
 		name: "a gRPC status on HTTP is not a label",
 		change: func(q *Request) {
 			q.GRPCStatus = 5
 		},
-		want: `reporter="source",` + identity + `,request_protocol="http",response_code="200",grpc_response_status="",response_flags="-"`,
+		want: `reporter="source",` + identity + `,request_protocol="http",response_code="200",grpc_response_status="",response_flags="-",connection_security_policy="unknown"`,
 	}, {
 		name: "flags in Envoy's order",
 		change: func(q *Request) {
 			q.ResponseCode, q.Flags = 503, FlagUpstreamConnectionFailure|FlagNoHealthyUpstream
 		},
-		want: `reporter="source",` + identity + `,request_protocol="http",response_code="503",grpc_response_status="",response_flags="UH,UF"`,
+		want: `reporter="source",` + identity + `,request_protocol="http",response_code="503",grpc_response_status="",response_flags="UH,UF",connection_security_policy="unknown"`,
 	}, {
 		name: "client went away",
 		change: func(q *Request) {
 			q.ResponseCode, q.Flags = 0, FlagDownstreamConnectionTermination
 		},
-		want: `reporter="source",` + identity + `,request_protocol="http",response_code="0",grpc_response_status="",response_flags="DC"`,
+		want: `reporter="source",` + identity + `,request_protocol="http",response_code="0",grpc_response_status="",response_flags="DC",connection_security_policy="unknown"`,
 	}, {
 		name: "a code out of range",
 		change: func(q *Request) {
 			q.ResponseCode = 1234
 		},
-		want: `reporter="source",` + identity + `,request_protocol="http",response_code="0",grpc_response_status="",response_flags="-"`,
+		want: `reporter="source",` + identity + `,request_protocol="http",response_code="0",grpc_response_status="",response_flags="-",connection_security_policy="unknown"`,
 	}, {
 		name: "values are escaped",
 		change: func(q *Request) {
@@ -159,7 +171,7 @@ func TestLabels(t *testing.T) {
 		},
 		want: `reporter="source",source_workload="a\"b\\c\nd",source_workload_namespace="bookinfo",source_app="caf` + "\uFFFD" + `",source_version="✓",` +
 			`destination_service="reviews.bookinfo.svc.cluster.local",destination_workload="reviews-v2",destination_workload_namespace="bookinfo",destination_app="reviews",destination_version="v2"` +
-			`,request_protocol="http",response_code="200",grpc_response_status="",response_flags="-"`,
+			`,request_protocol="http",response_code="200",grpc_response_status="",response_flags="-",connection_security_policy="unknown"`,
 	}}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -63,6 +63,9 @@ type Request struct {
 	// Flags are Envoy's response flags for the request: why the proxy answered itself, or
 	// how the exchange failed.
 	Flags Flags
+	// Security is how the connection the request arrived on was secured, as the destination
+	// sees it (Istio's connection_security_policy); the source leaves it unknown.
+	Security Security
 	// Duration is the time from the first byte received to the last byte sent.
 	Duration time.Duration
 	// RequestBytes and ResponseBytes are the sizes of the request's and the response's
@@ -131,6 +134,31 @@ func (p Protocol) String() string {
 		return "grpc"
 	}
 	return "http"
+}
+
+// Security is Istio's "connection_security_policy" label.
+type Security uint8
+
+// Connection security policies. The zero value is reported as "unknown", as the source's
+// reports always are.
+const (
+	SecurityUnknown Security = iota
+	// SecurityNone is a plaintext connection.
+	SecurityNone
+	// SecurityMutualTLS is a connection with mutual TLS: the caller presented a certificate.
+	SecurityMutualTLS
+)
+
+// String returns the label value: "unknown", "none" or "mutual_tls".
+func (s Security) String() string {
+	switch s {
+	case SecurityNone:
+		return "none"
+	case SecurityMutualTLS:
+		return "mutual_tls"
+	default:
+		return "unknown"
+	}
 }
 
 // Flags is a set of Envoy response flags. The zero value is the empty set, reported as "-".

@@ -16,6 +16,12 @@
 // while the proxy keeps serving with what it holds. Every request carries the node, whose
 // metadata the server registers the workload from; after Drain it also carries
 // DRAINING=true.
+//
+// With Credentials holding a workload token the client dials TLS, verifying the control
+// plane against the trust bundle, and sends the token with every call (Dial builds the same
+// connection for the proxy's other calls). A refusal of those credentials (Unauthenticated,
+// PermissionDenied, a failed TLS handshake) is logged once with what to fix, and the client
+// then retries only at its longest backoff.
 package xdsclient
 
 import (
@@ -23,6 +29,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"math/rand/v2"
 	"slices"
@@ -40,7 +47,6 @@ import (
 	"google.golang.org/genproto/googleapis/rpc/status"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/structpb"
 
@@ -101,7 +107,14 @@ type Config struct {
 	// BackoffBase doubled per failed attempt, never above BackoffMax. Zero means 100ms and
 	// 15s.
 	BackoffBase, BackoffMax time.Duration
-	// DialOptions are added to the gRPC dial (tests use them); the connection is plaintext.
+	// Credentials are the proxy's TLS trust and workload token; the zero value dials
+	// plaintext without a token (a control plane started with --insecure-xds).
+	Credentials Credentials
+	// Refusals tells the control plane's refusals of the credentials from other failures and
+	// logs them; after a refusal the client waits BackoffMax before it tries again. Nil means
+	// one of the client's own, logging to Log.
+	Refusals *Refusals
+	// DialOptions are added to the gRPC dial after those of Credentials (tests use them).
 	DialOptions []grpc.DialOption
 }
 
@@ -164,6 +177,9 @@ func New(cfg Config) *Client {
 	if cfg.BackoffMax == 0 {
 		cfg.BackoffMax = 15 * time.Second
 	}
+	if cfg.Refusals == nil {
+		cfg.Refusals = NewRefusals(cfg.Log)
+	}
 	c := &Client{cfg: cfg, node: cfg.Node, types: map[string]*typeState{}, closedCh: make(chan struct{})}
 	c.drainingNode = proto.Clone(cfg.Node).(*corev3.Node)
 	if c.drainingNode.Metadata == nil {
@@ -192,6 +208,11 @@ func (c *Client) Run(ctx context.Context) error {
 		c.attempts++
 		wait := c.backoff(c.attempts)
 		c.mu.Unlock()
+		if !healthy && c.cfg.Refusals.Refused(err) {
+			// Only an operator can fix the credentials: retrying sooner would only load the
+			// control plane.
+			wait = c.cfg.BackoffMax
+		}
 		c.cfg.Log.Debug("xds stream closed, reconnecting", "target", c.cfg.Target, "error", err,
 			"attempt", c.attempts, "wait", wait)
 		select {
@@ -235,11 +256,10 @@ func (c *Client) backoff(n int) time.Duration {
 // runStream runs one stream until it fails; healthy reports that the server answered on it.
 func (c *Client) runStream(ctx context.Context) (healthy bool, err error) {
 	opts := append([]grpc.DialOption{
-		grpc.WithTransportCredentials(insecure.NewCredentials()),
 		// A mesh's CDS or EDS response can be far larger than gRPC's 4 MiB default.
 		grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(maxMessage)),
 	}, c.cfg.DialOptions...)
-	conn, err := grpc.NewClient(c.cfg.Target, opts...)
+	conn, err := Dial(c.cfg.Target, c.cfg.Credentials, opts...)
 	if err != nil {
 		return false, fmt.Errorf("dialing %s: %w", c.cfg.Target, err)
 	}
@@ -275,7 +295,7 @@ func (c *Client) runStream(ctx context.Context) (healthy bool, err error) {
 	c.cfg.Log.Debug("xds stream open", "target", c.cfg.Target)
 
 	for _, req := range first {
-		if err := c.send(stream, req); err != nil {
+		if err := c.sendOnStream(stream, req); err != nil {
 			return false, err
 		}
 	}
@@ -290,6 +310,9 @@ func (c *Client) runStream(ctx context.Context) (healthy bool, err error) {
 		if err != nil {
 			return healthy, fmt.Errorf("receiving from %s: %w", c.cfg.Target, err)
 		}
+		if !healthy {
+			c.cfg.Refusals.Clear()
+		}
 		healthy = true
 		for _, o := range c.handle(res) {
 			if o.delay > 0 {
@@ -297,7 +320,7 @@ func (c *Client) runStream(ctx context.Context) (healthy bool, err error) {
 				delayed = append(delayed, time.AfterFunc(o.delay, func() { _ = c.send(stream, o.req) }))
 				continue
 			}
-			if err := c.send(stream, o.req); err != nil {
+			if err := c.sendOnStream(stream, o.req); err != nil {
 				return healthy, err
 			}
 		}
@@ -311,6 +334,20 @@ func (c *Client) send(stream grpc.BidiStreamingClient[discoveryv3.DiscoveryReque
 		return fmt.Errorf("sending a %s request: %w", Short(req.GetTypeUrl()), err)
 	}
 	return nil
+}
+
+// sendOnStream is send for runStream's goroutine, the only one that reads the stream. When
+// the server has ended the stream, Send says only EOF and gRPC keeps the reason (a refusal of
+// the credentials, say) for Recv, which returns it at once; reading it is safe here because
+// no other goroutine receives.
+func (c *Client) sendOnStream(stream grpc.BidiStreamingClient[discoveryv3.DiscoveryRequest, discoveryv3.DiscoveryResponse], req *discoveryv3.DiscoveryRequest) error {
+	err := c.send(stream, req)
+	if errors.Is(err, io.EOF) {
+		if _, rerr := stream.Recv(); rerr != nil && !errors.Is(rerr, io.EOF) {
+			return fmt.Errorf("receiving from %s: %w", c.cfg.Target, rerr)
+		}
+	}
+	return err
 }
 
 // requestLocked builds the request that ACKs the state of typeURL (or subscribes to it).
@@ -522,6 +559,9 @@ type Status struct {
 	Draining bool
 	// Streams counts the streams opened since start.
 	Streams int
+	// Refusal says what to fix when the control plane refused the proxy's credentials
+	// since the last accepted call; empty otherwise.
+	Refusal string
 	Types   []TypeStatus // in the order of Types
 }
 
@@ -529,7 +569,7 @@ type Status struct {
 func (c *Client) Status() Status {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	s := Status{Connected: c.connected, Draining: c.draining, Streams: c.streams}
+	s := Status{Connected: c.connected, Draining: c.draining, Streams: c.streams, Refusal: c.cfg.Refusals.Last()}
 	for _, t := range Types {
 		st := c.types[t]
 		ts := TypeStatus{Type: t, Version: st.version, Updated: st.updated, Subscribed: st.names,

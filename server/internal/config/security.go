@@ -60,11 +60,11 @@ const jwtUnsupported = "JWT is not supported yet: remove %s (Sluice has no Reque
 
 func checkAuthorizationPolicy(e errorSink, ap *security.AuthorizationPolicy) {
 	switch ap.Action {
-	case security.AuthorizationPolicy_ALLOW, security.AuthorizationPolicy_DENY:
-	case security.AuthorizationPolicy_CUSTOM, security.AuthorizationPolicy_AUDIT:
-		e.addf("spec.action", "action %s is not supported yet: use ALLOW or DENY", ap.Action)
+	case security.AuthorizationPolicy_ALLOW, security.AuthorizationPolicy_DENY, security.AuthorizationPolicy_AUDIT:
+	case security.AuthorizationPolicy_CUSTOM:
+		e.add("spec.action", "action CUSTOM is not supported: Sluice has no external authorizers; use ALLOW, DENY or AUDIT")
 	default:
-		e.addf("spec.action", "unknown action %d: use ALLOW or DENY", ap.Action)
+		e.addf("spec.action", "unknown action %d: use ALLOW, DENY or AUDIT", ap.Action)
 	}
 	if ap.GetProvider() != nil && ap.Action != security.AuthorizationPolicy_CUSTOM {
 		e.add("spec.provider", "provider is only used with action CUSTOM: remove it")

@@ -888,7 +888,7 @@ mtls: {mode: PERMISSIVE}
 action: CUSTOM
 provider: {name: ext-authz}
 rules: [{to: [{operation: {paths: [/admin]}}]}]
-`), []wantErr{{"spec.action", "action CUSTOM is not supported yet: use ALLOW or DENY"}}},
+`), []wantErr{{"spec.action", "action CUSTOM is not supported: Sluice has no external authorizers; use ALLOW, DENY or AUDIT"}}},
 		{"requestPrincipals", ap(`
 rules:
 - from:
@@ -992,10 +992,11 @@ rules:
 			{"spec.rules[0].to[0].operation.methods[0]", `"GET /" is not an HTTP method`},
 			{"spec.rules[0].to[0].operation.paths[1]", "empty value: remove it"},
 		}},
-		{"AUDIT action", ap(`
+		{"AUDIT action with a provider", ap(`
 action: AUDIT
+provider: {name: ext-authz}
 rules: [{}]
-`), []wantErr{{"spec.action", "action AUDIT is not supported yet: use ALLOW or DENY"}}},
+`), []wantErr{{"spec.provider", "provider is only used with action CUSTOM: remove it"}}},
 
 		// FaultExperiment.
 		{"experiment without a fault", fe(`
@@ -1152,6 +1153,10 @@ func TestValid(t *testing.T) {
 		name  string
 		input string
 	}{
+		{"AUDIT action", ap(`
+action: AUDIT
+rules: [{to: [{operation: {paths: [/admin/*]}}]}]
+`)},
 		{"star host on a gateway", vs(`
 hosts: ["*"]
 gateways: [bookinfo-gateway]

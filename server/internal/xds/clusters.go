@@ -65,16 +65,20 @@ func buildClusters(m *Mesh, problems *[]Problem) (clusters, endpoints []types.Re
 		fqdn := s.FQDN()
 		dr := m.Config.destinationRule(fqdn)
 		for _, port := range s.Ports {
-			eps := s.Endpoints[port]
+			eps := m.withPeerAuthentication(s.Endpoints[port], port, problems)
 			name := meta.OutboundCluster(port, "", fqdn)
-			clusters = append(clusters, policyCluster(name, m.clusterPolicy(dr, -1, port, problems)))
+			c := policyCluster(name, m.clusterPolicy(dr, -1, port, problems))
+			m.applyClusterTLS(c, s, fqdn, dr, -1, port, problems)
+			clusters = append(clusters, c)
 			endpoints = append(endpoints, loadAssignment(name, eps))
 			if dr == nil {
 				continue
 			}
 			for i, sub := range dr.dr.GetSubsets() {
 				name := meta.OutboundCluster(port, sub.GetName(), fqdn)
-				clusters = append(clusters, policyCluster(name, m.clusterPolicy(dr, i, port, problems)))
+				c := policyCluster(name, m.clusterPolicy(dr, i, port, problems))
+				m.applyClusterTLS(c, s, fqdn, dr, i, port, problems)
+				clusters = append(clusters, c)
 				endpoints = append(endpoints, loadAssignment(name, subsetEndpoints(eps, sub.GetLabels())))
 			}
 		}
@@ -241,9 +245,7 @@ func (m *Mesh) clusterPolicy(dr *drEntry, sub int, port uint32, problems *[]Prob
 	m.applyLoadBalancer(pp, &p, r)
 	m.applyConnectionPool(pp, &p, r)
 	m.applyOutlierDetection(pp, &p, r)
-	if pp.tls != nil {
-		r.notEnforced(pp.tlsAt)
-	}
+	// tls is translated by applyClusterTLS (mtls.go).
 	return p
 }
 
@@ -620,7 +622,9 @@ func serviceEntryClusters(m *Mesh, e *seEntry, problems *[]Problem) []types.Reso
 			la.Endpoints = []*endpointv3.LocalityLbEndpoints{{Locality: &corev3.Locality{}, LoadBalancingWeight: wrapperspb.UInt32(1), LbEndpoints: lbs}}
 			c.LoadAssignment = la
 			// A DestinationRule for the host applies as to a registered service's.
-			m.clusterPolicy(m.Config.destinationRule(host), -1, port.GetNumber(), problems).applyTo(c)
+			dr := m.Config.destinationRule(host)
+			m.clusterPolicy(dr, -1, port.GetNumber(), problems).applyTo(c)
+			m.applyClusterTLS(c, nil, host, dr, -1, port.GetNumber(), problems)
 			out = append(out, c)
 		}
 	}

@@ -29,6 +29,12 @@ type Config struct {
 	serviceEntries   []*seEntry
 	// experiments are the FaultExperiments, overlaid while active (experiments.go).
 	experiments []*experiment
+	// peerAuths are the PeerAuthentications, sorted by key (mtls.go).
+	peerAuths []*paEntry
+	// authz and rateLimits are the AuthorizationPolicies and RateLimits, enforced on inbound
+	// listeners (authz.go, ratelimit.go).
+	authz      []*authzEntry
+	rateLimits []*rateLimitEntry
 }
 
 type vsEntry struct {
@@ -62,6 +68,8 @@ func IndexConfig(rs []*config.Resource) *Config {
 	sorted := slices.Clone(rs)
 	slices.SortFunc(sorted, func(a, b *config.Resource) int { return cmp.Compare(a.Key(), b.Key()) })
 	c.experiments = indexExperiments(sorted)
+	c.authz, c.rateLimits = indexAuthz(sorted), indexRateLimits(sorted)
+	c.peerAuths = indexPeerAuthentications(sorted)
 	for _, r := range sorted {
 		switch spec := r.Spec.(type) {
 		case *networking.VirtualService:

@@ -34,6 +34,8 @@ type Features struct {
 	ConsistentHash   bool // loadBalancer.consistentHash
 	ConnectionPool   bool // connectionPool
 	OutlierDetection bool // outlierDetection
+	// MTLS is mutual TLS between sidecars: PeerAuthentication and DestinationRule tls.
+	MTLS bool
 }
 
 // Problem is a part of the configuration that could not be translated as written.

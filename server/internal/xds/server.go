@@ -67,6 +67,8 @@ type Server struct {
 	source   ConfigSource
 	config   atomic.Pointer[loadedConfig]
 	features Features
+	// trustDomain is the SPIFFE trust domain of workload identities (SetTrustDomain).
+	trustDomain string
 	// halted holds the FaultExperiment runs ended early (SetHaltedExperiments).
 	halted atomic.Pointer[map[RunKey]bool]
 
@@ -462,6 +464,7 @@ func (s *Server) Push(ctx context.Context) error {
 	}
 	mesh.Config = loaded.config
 	mesh.Features = s.features
+	mesh.TrustDomain = s.trustDomain
 	mesh.Now, mesh.Halted = time.Now(), s.haltedExperiments()
 	version, err := s.versions.NextVersion(ctx)
 	if err != nil {

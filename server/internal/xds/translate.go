@@ -53,6 +53,10 @@ type Endpoint struct {
 	// NotReady marks an endpoint whose application fails its sidecar's probe: it is sent
 	// with health_status UNHEALTHY, so proxies keep it in view but balance only to others.
 	NotReady bool
+	// Sidecar is true when a sidecar serves the endpoint, which auto mTLS then reaches over
+	// mutual TLS; ServiceAccount is the workload's identity ("" means "default").
+	Sidecar        bool
+	ServiceAccount string
 }
 
 // Mesh is everything the translator reads: the services of the registry, the stored
@@ -65,6 +69,9 @@ type Mesh struct {
 	Now time.Time
 	// Halted holds the experiment runs ended before their time; they are not overlaid.
 	Halted map[RunKey]bool
+	// TrustDomain is the SPIFFE trust domain of workload identities; empty means
+	// DefaultTrustDomain.
+	TrustDomain string
 	// byHost indexes Services by FQDN.
 	byHost map[string]*Service
 }
@@ -89,7 +96,7 @@ func BuildMesh(workloads []registry.Workload) *Mesh {
 			}
 			s.Endpoints[p.Port] = append(s.Endpoints[p.Port], Endpoint{
 				Address: w.Address, Port: p.Port, Workload: endpointWorkload(w), Namespace: w.Namespace, Labels: w.Labels,
-				NotReady: w.Health.NotReady,
+				NotReady: w.Health.NotReady, Sidecar: sidecarWorkload(w), ServiceAccount: w.ServiceAccount,
 			})
 		}
 	}
@@ -124,11 +131,16 @@ type shared struct {
 	endpoints []types.Resource
 	routes    map[string][]types.Resource
 	problems  []Problem
+	// plainClusters are clusters without auto mTLS, for proxyless clients (mtls.go).
+	plainClusters []types.Resource
 }
 
 func newShared(m *Mesh) *shared {
 	sh := &shared{mesh: m, routes: map[string][]types.Resource{}}
 	sh.clusters, sh.endpoints = buildClusters(m, &sh.problems)
+	if !m.Features.MTLS {
+		m.reportPeerAuthNotEnforced(&sh.problems)
+	}
 	return sh
 }
 
@@ -259,13 +271,14 @@ func BuildProxy(w registry.Workload, sh *shared) *Resources {
 		return r
 	case meta.ModeProxyless:
 		r.Listeners = sh.apiListeners(w)
+		r.Clusters = sh.proxylessClusters()
 		return r
 	}
 	r.Listeners = append(r.Listeners, outboundListener(w.Address, sh.mesh.Features))
 	// The shared slice is clipped so that appending copies instead of writing into it.
 	r.Clusters = slices.Clip(r.Clusters)
 	for _, p := range w.Ports {
-		r.Listeners = append(r.Listeners, inboundListener(w.Address, p.Port))
+		r.Listeners = append(r.Listeners, sh.withInboundFilters(w, p.Port, sh.sidecarInboundListener(w, p.Port)))
 		r.Clusters = append(r.Clusters, staticCluster(meta.InboundCluster(p.Port), w.Address, p.AppPort))
 	}
 	return r
@@ -424,6 +437,7 @@ func loadAssignment(cluster string, eps []Endpoint) *endpointv3.ClusterLoadAssig
 		if e.Workload != "" {
 			lb.Metadata = endpointMetadata(e)
 		}
+		lb.Metadata = withTLSMode(lb.Metadata, e)
 		lbs = append(lbs, lb)
 	}
 	la.Endpoints = []*endpointv3.LocalityLbEndpoints{{Locality: &corev3.Locality{}, LoadBalancingWeight: wrapperspb.UInt32(1), LbEndpoints: lbs}}

@@ -3,6 +3,7 @@
 
 import { ApiClient } from './client'
 import type {
+  ConfigDump,
   ApiToken,
   AuditPage,
   DiffAnswer,
@@ -190,6 +191,9 @@ export function createApi(client: ApiClient) {
     diff: (q: DiffQuery) => get<DiffAnswer>(`${v1}/diff`, { ...q }),
 
     proxies: () => get<ProxyList>(`${v1}/proxies`),
+
+    /** configDump is the configuration one proxy has applied, relayed from its admin port. */
+    configDump: (nodeId: string) => get<ConfigDump>(`${v1}/proxies/${seg(nodeId)}/config_dump`),
 
     /** graph is the mesh's traffic over the last window, such as "10s". */
     graph: (window: string) => get<GraphAnswer>(`${v1}/graph`, { window }),

@@ -13,6 +13,7 @@ export const keys = {
   history: (plural: string, namespace: string, name: string) => ['config', 'history', plural, namespace, name] as const,
   revisions: ['config', 'revisions'] as const,
   proxies: ['proxies'] as const,
+  configDump: (nodeId: string) => ['proxies', 'config_dump', nodeId] as const,
   // A service's versions and split change with the configuration and with its workloads.
   service: (namespace: string, name: string) => ['config', 'service', namespace, name] as const,
   metrics: (q: MetricsQuery) => ['metrics', q] as const,
@@ -71,6 +72,12 @@ export const diffQuery = (q: DiffQuery) =>
 
 /** How often the proxy list is read again while it is on screen. */
 export const proxiesRefreshMs = 3000
+
+export const configDumpQuery = (nodeId: string) =>
+  queryOptions({
+    queryKey: keys.configDump(nodeId),
+    queryFn: () => api.configDump(nodeId),
+  })
 
 export const proxiesQuery = () =>
   queryOptions({

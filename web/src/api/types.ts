@@ -135,6 +135,8 @@ export interface Proxy {
   syncedAt?: string
   /** Connected and synced to the answer's revision. */
   inSync: boolean
+  /** The application's readiness as the proxy's probe sees it. */
+  health?: { ready: boolean; reason?: string; since?: string }
 }
 
 /** Configuration the server's last push could not translate as written. */
@@ -363,4 +365,9 @@ export interface ExperimentRun {
 export interface ExperimentList {
   items: ExperimentStatus[]
   history: ExperimentRun[]
+}
+
+/** A proxy's /config_dump, shaped like Envoy's: one entry per xDS type, proto field names. */
+export interface ConfigDump {
+  configs?: unknown[]
 }

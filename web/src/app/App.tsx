@@ -11,6 +11,7 @@ import { OverviewPage } from '../features/overview/OverviewPage'
 import { AccessPage } from '../features/access/AccessPage'
 import { AuditPage } from '../features/audit/AuditPage'
 import { ProxiesPage } from '../features/proxies/ProxiesPage'
+import { ProxyConfigPage } from '../features/proxies/ProxyConfigPage'
 import { RevisionsPage } from '../features/revisions/RevisionsPage'
 import { Layout } from './Layout'
 import { NotFoundPage } from './NotFoundPage'
@@ -59,6 +60,7 @@ export function App({ queryClient = newQueryClient() }: { queryClient?: QueryCli
               <Route path="config/:kind/:namespace/:name/edit" element={<EditorPage />} />
               <Route path="revisions" element={<RevisionsPage />} />
               <Route path="proxies" element={<ProxiesPage />} />
+              <Route path="proxies/:node" element={<ProxyConfigPage />} />
               <Route path="graph" element={<GraphPage />} />
               <Route path="services/:namespace/:name" element={<ServicePage />} />
               <Route path="experiments" element={<ExperimentsPage />} />

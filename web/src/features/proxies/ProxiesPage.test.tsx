@@ -24,7 +24,8 @@ const list: ProxyList = {
   revision: 7,
   proxies: [
     proxy({ service: 'reviews', workload: 'reviews-v1' }),
-    proxy({ service: 'ratings', workload: 'ratings-v1', inSync: false, syncedRevision: 5, nacks: { RDS: 'route refers to unknown cluster' } }),
+    proxy({ service: 'ratings', workload: 'ratings-v1', inSync: false, syncedRevision: 5, nacks: { RDS: 'route refers to unknown cluster' },
+      health: { ready: false, reason: 'TCP connect to 127.0.0.2:19080: connection refused' } }),
   ],
 }
 
@@ -59,6 +60,12 @@ describe('ProxiesPage', () => {
     const reviews = within(table).getByRole('rowheader', { name: 'reviews' }).closest('tr')!
     expect(within(reviews).getByText('In sync · r7')).toBeTruthy()
     expect(within(reviews).getByText('none')).toBeTruthy()
+    // The application's health, with the probe's reason when it fails.
+    expect(within(reviews).getByText('Ready')).toBeTruthy()
+    expect(within(ratings).getByText('Not ready')).toBeTruthy()
+    expect(within(ratings).getByText(/connection refused/)).toBeTruthy()
+    // Each workload links to the configuration its proxy applied.
+    expect(within(ratings).getByRole('link', { name: 'ratings-v1 configuration' }).getAttribute('href')).toBe('/proxies/ratings-v1')
     // Sorted by namespace, then service.
     expect(within(table).getAllByRole('rowheader').map((h) => h.textContent)).toEqual(['ratings', 'reviews'])
   })

@@ -96,6 +96,7 @@ function ProxyTable({ proxies, revision }: { proxies: Proxy[]; revision: number 
             <th scope="col">Mode</th>
             <th scope="col">Address</th>
             <th scope="col">Connected</th>
+            <th scope="col">Application</th>
             <th scope="col">Sync</th>
             {xdsTypes.map((t) => (
               <th scope="col" key={t} className="num">
@@ -124,7 +125,15 @@ function ProxyRow({ p, revision }: { p: Proxy; revision: number }) {
       <th scope="row">
         {p.mode === 'sidecar' && p.service ? <Link to={`/services/${encodeURIComponent(p.namespace)}/${encodeURIComponent(p.service)}`}>{p.service}</Link> : p.service}
       </th>
-      <td>{p.workload}</td>
+      <td>
+        {p.mode === 'proxyless' ? (
+          p.workload
+        ) : (
+          <Link to={`/proxies/${encodeURIComponent(p.nodeId)}`} aria-label={`${p.workload} configuration`}>
+            {p.workload}
+          </Link>
+        )}
+      </td>
       <td>{p.mode}</td>
       <td>
         <code>{p.address}</code>
@@ -136,6 +145,15 @@ function ProxyRow({ p, revision }: { p: Proxy; revision: number }) {
           <span className="pill pill-bad" title="Its endpoint leaves the mesh after a grace period">
             No{p.disconnectedAt && <>, <Ago t={p.disconnectedAt} /></>}
           </span>
+        )}
+      </td>
+      <td>
+        {!p.health || p.health.ready ? (
+          <span className="pill pill-ok">Ready</span>
+        ) : (
+          <>
+            <span className="pill pill-bad">Not ready</span> <span className="muted">{p.health.reason}</span>
+          </>
         )}
       </td>
       <td>
