@@ -191,3 +191,52 @@ spec:
 		t.Errorf("the VirtualService has %d revisions after the experiments, want 1", n)
 	}
 }
+
+// An experiment's guard reads the target's error rate from the sidecars' telemetry: on a
+// service already failing half its requests, an experiment with a 20 % limit is stopped
+// early, with the measured rate in its reason.
+func TestFaultExperimentGuard(t *testing.T) {
+	cp := startServer(t, pgtest.New(t, pgtest.Template{}))
+	addr := nextAddr()
+	instance := "b-v1-" + addr
+	start(t, instance, "echo", []string{"--service", "b", "--instance", instance,
+		"--http-addr", addr + ":18080", "--fail-every", "2"})
+	startSidecar(t, cp, addr, "b", "v1", "--inbound", "8080=18080")
+	a := startWorkload(t, cp, "a", "v1")
+	const url = "http://b:8080/"
+	eventually(t, 30*time.Second, "b reachable through the mesh", func() error {
+		code, err := upstreamStatus(a, url)
+		if err == nil && code != http.StatusOK && code != http.StatusInternalServerError {
+			err = fmt.Errorf("status %d", code)
+		}
+		return err
+	})
+
+	dir := t.TempDir()
+	ctl := sluicectl{t: t, env: []string{"SLUICE_SERVER=http://" + cp.httpAddr, "SLUICE_CONFIG=" + filepath.Join(dir, "config.json"), "SLUICE_TOKEN="}}
+	ctl.ok(adminPassword+"\n", "login", "--username", "admin", "--password-stdin")
+	p := filepath.Join(dir, "guarded.yaml")
+	doc := "apiVersion: sluice.dev/v1alpha1\nkind: FaultExperiment\nmetadata: {name: guarded, namespace: default}\n" +
+		"spec:\n  host: b\n  delay: {fixedDelay: 5ms, percentage: 100}\n  duration: 10m\n  guard: {maxErrorRate: 0.2, window: 10s}\n"
+	if err := os.WriteFile(p, []byte(doc), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	ctl.ok("", "experiment", "start", "-f", p)
+
+	// Traffic keeps flowing until the guard trips; the wait is on the experiment's state.
+	eventually(t, 90*time.Second, "the guard stops the experiment", func() error {
+		for range 10 {
+			if _, err := upstreamStatus(a, url); err != nil {
+				return err
+			}
+		}
+		if s := experimentState(ctl, "guarded"); s != "stopped_early" {
+			return fmt.Errorf("state %q", s)
+		}
+		return nil
+	})
+	out := ctl.ok("", "experiment", "get", "default/guarded")
+	if !strings.Contains(out, "guard tripped: error rate") || !strings.Contains(out, "exceeded maxErrorRate") {
+		t.Errorf("experiment get does not give the guard's reason:\n%s", out)
+	}
+}
