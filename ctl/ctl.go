@@ -106,7 +106,7 @@ func init() {
 		applyCommand, getCommand, deleteCommand,
 		historyCommand, diffCommand, rollbackCommand,
 		canaryCommand, experimentCommand, proxyStatusCommand, proxyConfigCommand,
-		topCommand, tapCommand, statCommand, tokenCommand,
+		topCommand, tapCommand, statCommand, tokenCommand, secretCommand,
 	}
 }
 

@@ -182,7 +182,12 @@ func consoleTraffic(t *testing.T, cp *controlPlane, step func(name, user string,
 	viewer := cp.as(t, "erin", consolePassword)
 	viewer.write(t, http.MethodPut, "/api/v1/namespaces/default/services/reviews/traffic", "application/json", `{"weights":{"v1":50,"v3":50}}`, http.StatusForbidden)
 
-	if !step("experiment", "alice", shared) {
+	// The experiment's errors show in the graph, and go once it is stopped: requests flow
+	// through the gateway while both steps run.
+	stop = sendRequests(m.gateway, anon)
+	ok = step("experiment", "alice", shared)
+	stop()
+	if !ok {
 		return
 	}
 	if st := cp.experimentState(t, "ratings-abort"); st != "running" {
@@ -194,7 +199,10 @@ func consoleTraffic(t *testing.T, cp *controlPlane, step func(name, user string,
 		}
 		return nil
 	})
-	if !step("stop", "alice", shared) {
+	stop = sendRequests(m.gateway, anon)
+	ok = step("stop", "alice", shared)
+	stop()
+	if !ok {
 		return
 	}
 	if st := cp.experimentState(t, "ratings-abort"); st != "stopped" {

@@ -2,6 +2,10 @@ package e2e
 
 import (
 	"bufio"
+	"context"
+	"fmt"
+	"io"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -11,8 +15,11 @@ import (
 	"time"
 )
 
-// `make demo`'s program starts the whole demo mesh, serves Bookinfo, stops every process it
-// started on Ctrl-C, and starts again on the same data directory.
+// `make demo`'s program starts the whole demo mesh with mutual TLS: every proxy joins the
+// authenticated xDS port with a workload token the demo made through the API, holds a
+// certificate for its SPIFFE identity, and Bookinfo works through the ingress gateway. It
+// stops every process it started on Ctrl-C, and starts again on the same data directory with
+// the same tokens.
 func TestDemoStartsAndStops(t *testing.T) {
 	parent, err := os.MkdirTemp("", "sluice-demo-")
 	if err != nil {
@@ -24,10 +31,12 @@ func TestDemoStartsAndStops(t *testing.T) {
 	}
 	dataDir := filepath.Join(parent, "data")
 	httpAddr, xdsAddr := freePort(t), freePort(t)
+	tokenFile := filepath.Join(dataDir, "demo-identity", "default.bookinfo-productpage.token")
+	var firstToken string
 
 	for run := 1; run <= 2; run++ {
 		cmd := exec.Command(filepath.Join(binDir, "sluice-demo"), "--bin", binDir, "--data-dir", dataDir,
-			"--http-addr", httpAddr, "--xds-addr", xdsAddr)
+			"--http-addr", httpAddr, "--xds-tls-addr", xdsAddr)
 		cmd.Env = append(os.Environ(), "SLUICE_ADMIN_PASSWORD=")
 		cmd.Stderr = &logTail{t: t, prefix: "demo"}
 		stdout, err := cmd.StdoutPipe()
@@ -58,9 +67,69 @@ func TestDemoStartsAndStops(t *testing.T) {
 		if !strings.Contains(banner, "sign in as admin, password demo-") {
 			t.Errorf("run %d: banner does not give the admin password:\n%s", run, banner)
 		}
+		if !strings.Contains(banner, "mutual TLS") || !strings.Contains(banner, "SPIFFE") {
+			t.Errorf("run %d: banner does not say the mesh runs mTLS with SPIFFE identities:\n%s", run, banner)
+		}
+		// The product page calls details and reviews, which call ratings: all through the
+		// sidecars, under the demo's mesh-wide STRICT PeerAuthentication.
 		eventually(t, 30*time.Second, "Bookinfo through the ingress gateway", func() error {
-			return httpOK("http://127.0.0.10:8080/productpage")
+			resp, err := client.Get("http://127.0.0.10:8080/productpage")
+			if err != nil {
+				return err
+			}
+			defer resp.Body.Close()
+			b, _ := io.ReadAll(resp.Body)
+			if resp.StatusCode != http.StatusOK {
+				return fmt.Errorf("productpage answered %d", resp.StatusCode)
+			}
+			for _, want := range []string{"Book Details", "PublisherA", "Reviews served by: reviews-"} {
+				if !strings.Contains(string(b), want) {
+					return fmt.Errorf("productpage lacks %q", want)
+				}
+			}
+			if strings.Contains(string(b), "Error fetching") {
+				return fmt.Errorf("productpage could not reach a service")
+			}
+			return nil
 		})
+		// STRICT: a client without a sidecar is refused at productpage's inbound port.
+		direct := &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{Proxy: nil, DisableKeepAlives: true}}
+		eventually(t, 30*time.Second, "plaintext refused under the demo's STRICT PeerAuthentication", func() error {
+			resp, err := direct.Get("http://127.0.0.4:9080/productpage")
+			if err != nil {
+				return nil
+			}
+			resp.Body.Close()
+			return fmt.Errorf("a plaintext request to productpage's sidecar answered %d", resp.StatusCode)
+		})
+		var certs certsView
+		if code, err := getJSON(context.Background(), "http://127.0.0.4:15000/certs", &certs); err != nil || code != http.StatusOK {
+			t.Fatalf("run %d: GET /certs of productpage's sidecar: %d %v", run, code, err)
+		}
+		if certs.SPIFFEID != "spiffe://cluster.local/ns/default/sa/bookinfo-productpage" || !certs.Issued || certs.Serial == "" {
+			t.Errorf("run %d: /certs of productpage's sidecar: %+v", run, certs)
+		}
+		var gw certsView
+		if code, err := getJSON(context.Background(), "http://127.0.0.10:15000/certs", &gw); err != nil || code != http.StatusOK || !gw.Issued ||
+			gw.SPIFFEID != "spiffe://cluster.local/ns/istio-system/sa/istio-ingressgateway" {
+			t.Errorf("run %d: /certs of the ingress gateway: %d %v %+v", run, code, err, gw)
+		}
+		if n := adminStat(t, "127.0.0.4", "listener.downstream_cx_tls"); n == 0 {
+			t.Errorf("run %d: productpage's sidecar counted no TLS connection from the gateway", run)
+		}
+		st, err := os.Stat(tokenFile)
+		if err != nil {
+			t.Fatalf("run %d: %v", run, err)
+		}
+		if st.Mode().Perm() != 0o600 {
+			t.Errorf("run %d: %s has mode %v, want 0600", run, tokenFile, st.Mode().Perm())
+		}
+		token, _ := os.ReadFile(tokenFile)
+		if run == 1 {
+			firstToken = string(token)
+		} else if string(token) != firstToken {
+			t.Errorf("run %d made a new workload token where the first run's is still valid", run)
+		}
 
 		if err := cmd.Process.Signal(syscall.SIGINT); err != nil {
 			t.Fatal(err)

@@ -95,6 +95,63 @@ spec:
 			}
 			return fmt.Errorf("no inbound series from sleep-v1 over mutual TLS")
 		})
+		// The control plane keeps that label's count: every request of the edge came over
+		// mutual TLS (auto mTLS had it on before STRICT too).
+		eventually(t, 30*time.Second, "the graph edge sleep → httpbin with mtlsShare 1", func() error {
+			var g struct {
+				Edges []struct {
+					Source    string   `json:"source"`
+					Target    string   `json:"target"`
+					Requests  int64    `json:"requests"`
+					MTLSShare *float64 `json:"mtlsShare"`
+				} `json:"edges"`
+			}
+			if _, err := getJSONWith(m.cp.api, "http://"+m.cp.httpAddr+"/api/v1/graph?window=1m", &g); err != nil {
+				return err
+			}
+			for _, e := range g.Edges {
+				if e.Source == "workload:default/sleep-v1" && e.Target == "service:httpbin.default.svc.cluster.local" {
+					if e.MTLSShare == nil || *e.MTLSShare != 1 {
+						return fmt.Errorf("edge %+v: mtlsShare %v, want 1", e, e.MTLSShare)
+					}
+					return nil
+				}
+			}
+			return fmt.Errorf("no edge sleep → httpbin in %+v", g.Edges)
+		})
+		// The proxy list shows httpbin's identity, the STRICT port and the certificate its
+		// sidecar holds.
+		var proxies struct {
+			Proxies []struct {
+				Address     string            `json:"address"`
+				Identity    string            `json:"identity"`
+				MTLS        map[string]string `json:"mtls"`
+				Certificate *struct {
+					Serial   string    `json:"serial"`
+					NotAfter time.Time `json:"notAfter"`
+				} `json:"certificate"`
+			} `json:"proxies"`
+		}
+		if code, err := getJSONWith(m.cp.api, "http://"+m.cp.httpAddr+"/api/v1/proxies", &proxies); err != nil || code != http.StatusOK {
+			t.Fatalf("GET /api/v1/proxies: %d %v", code, err)
+		}
+		held := readCerts(t, callee.addr)
+		found := false
+		for _, p := range proxies.Proxies {
+			if p.Address != callee.addr {
+				continue
+			}
+			found = true
+			if p.Identity != "spiffe://cluster.local/ns/default/sa/httpbin" || p.MTLS["8080"] != "STRICT" {
+				t.Errorf("httpbin's proxy: identity %q, mtls %v; want spiffe://cluster.local/ns/default/sa/httpbin and 8080 STRICT", p.Identity, p.MTLS)
+			}
+			if p.Certificate == nil || p.Certificate.Serial != held.Serial || !p.Certificate.NotAfter.Equal(held.NotAfter) {
+				t.Errorf("httpbin's proxy: certificate %+v, want the one its sidecar holds (%s, %s)", p.Certificate, held.Serial, held.NotAfter)
+			}
+		}
+		if !found {
+			t.Errorf("no proxy at %s in %+v", callee.addr, proxies.Proxies)
+		}
 	})
 
 	t.Run("a workload-level DISABLE wins over the namespace", func(t *testing.T) {

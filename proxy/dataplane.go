@@ -3,6 +3,7 @@ package proxy
 import (
 	"context"
 	"fmt"
+	tlsv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/transport_sockets/tls/v3"
 	"log/slog"
 	"slices"
 	"sort"
@@ -182,6 +183,16 @@ func (d *dataplane) Update(typeURL, version string, resources map[string]*xdscli
 			next[name] = &compiledAssignment{res: res, a: a}
 		}
 		d.eds = next
+	case xdsclient.SecretType:
+		// Secrets are read by the listeners on every handshake: nothing to recompute.
+		next := make(map[string]*tlsv3.Secret, len(resources))
+		for name, res := range resources {
+			next[name] = res.Message.(*tlsv3.Secret)
+		}
+		if err := d.listeners.SetSecrets(next); err != nil {
+			return err
+		}
+		return nil
 	default:
 		return fmt.Errorf("resource type %s is not supported", typeURL)
 	}

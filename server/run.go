@@ -289,6 +289,14 @@ func serve(ctx context.Context, cfg *Config, log *slog.Logger, stdout io.Writer)
 	g, ctx := errgroup.WithContext(ctx)
 	xdsSrv := xds.New(ctx, log.With("component", "xds"), reg, st, st, proxyFeatures)
 	xdsSrv.SetTrustDomain(cfg.Security.TrustDomain.Name())
+	secKey, err := secretKey(cfg, log.With("component", "ca"))
+	if err != nil {
+		return err
+	}
+	secrets := &gatewaySecretLoader{st: st, key: secKey, xds: xdsSrv, log: log.With("component", "secrets")}
+	if err := secrets.load(ctx); err != nil {
+		return err
+	}
 	configRev, err := xdsSrv.LoadConfig(ctx)
 	if err != nil {
 		return err
@@ -317,7 +325,8 @@ func serve(ctx context.Context, cfg *Config, log *slog.Logger, stdout io.Writer)
 	for _, g := range grpcSrvs {
 		xdsSrv.Register(g)
 	}
-	cagrpc.NewCertificateService(authority, cfg.Security.WorkloadCertTTL, log.With("component", "ca")).Register(tlsSrv)
+	certSvc := cagrpc.NewCertificateService(authority, cfg.Security.WorkloadCertTTL, log.With("component", "ca"))
+	certSvc.Register(tlsSrv)
 	tel, err := telemetry.New(telemetry.Options{
 		Store: st, Log: log.With("component", "telemetry"),
 		Retention10s: cfg.TelemetryRetention10s, Retention1m: cfg.TelemetryRetention1m,
@@ -345,23 +354,26 @@ func serve(ctx context.Context, cfg *Config, log *slog.Logger, stdout io.Writer)
 		return err
 	}
 	var xdsServing atomic.Bool
-	live := api.NewLiveHub(api.LiveOptions{Log: log.With("component", "live"), Graph: tel, Tap: tap, Revisions: st, Proxies: xdsSrv})
+	proxySec := api.ProxySecurity{TrustDomain: cfg.Security.TrustDomain, MTLS: xdsSrv, Certificates: certSvc}
+	live := api.NewLiveHub(api.LiveOptions{Log: log.With("component", "live"), Graph: tel, Tap: tap, Revisions: st, Proxies: xdsSrv, ProxySecurity: proxySec})
 
 	httpSrv := &http.Server{
 		Handler: api.NewServer(api.Deps{
-			Log:         log.With("component", "api"),
-			DB:          st,
-			XDSServing:  xdsServing.Load,
-			Proxies:     xdsSrv,
-			Console:     web.Assets(),
-			Auth:        authSvc,
-			Audit:       st,
-			Config:      st,
-			Changes:     changes.New(st),
-			Telemetry:   tel,
-			Experiments: sched,
-			Live:        live,
-			CA:          authority,
+			Log:           log.With("component", "api"),
+			DB:            st,
+			XDSServing:    xdsServing.Load,
+			Proxies:       xdsSrv,
+			ProxySecurity: proxySec,
+			Console:       web.Assets(),
+			Auth:          authSvc,
+			Audit:         st,
+			Config:        st,
+			Changes:       changes.New(st),
+			Telemetry:     tel,
+			Experiments:   sched,
+			Live:          live,
+			CA:            authority,
+			Secrets:       api.Secrets{Store: st, Key: secKey, Changed: secrets.changed},
 		}),
 		ReadHeaderTimeout: 10 * time.Second,
 		IdleTimeout:       2 * time.Minute,
@@ -376,6 +388,7 @@ func serve(ctx context.Context, cfg *Config, log *slog.Logger, stdout io.Writer)
 	g.Go(func() error { return sched.Run(ctx) })
 	g.Go(func() error { return live.Run(ctx) })
 	g.Go(func() error { return serverCerts.Run(ctx) })
+	g.Go(func() error { return secrets.run(ctx) })
 	g.Go(func() error {
 		xdsServing.Store(true)
 		if err := tlsSrv.Serve(tlsLn); err != nil && !errors.Is(err, grpc.ErrServerStopped) {

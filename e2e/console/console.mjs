@@ -262,6 +262,10 @@ const steps = {
       const cells = (await row.getByRole('cell').allTextContents()).join(' | ')
       check(cells.includes('Yes') && cells.includes('In sync'), `row: ${cells}`)
     })
+    // Its identity, and the mTLS mode per inbound port (PERMISSIVE: no policy is written).
+    const cells = (await row.getByRole('cell').allTextContents()).join(' | ')
+    check(cells.includes('spiffe://cluster.local/ns/default/sa/hello'), `no identity in the row: ${cells}`)
+    check((await row.getByRole('list', { name: /^mTLS modes of / }).textContent()).includes('PERMISSIVE'), `no mTLS mode in the row: ${cells}`)
     await b.screenshot(page, 'proxies')
     // Its workload opens the configuration the sidecar applied, read from its admin port.
     await row.getByRole('link', { name: / configuration$/ }).click()
@@ -420,6 +424,12 @@ const steps = {
     const said = await svc.propagated('Apply')
     console.log(said)
     await page.getByRole('link', { name: 'default/reviews' }).first().waitFor()
+    // Each version shows the identity its sidecars hold.
+    const versions = page.getByRole('table', { name: 'Versions of reviews and their endpoints' })
+    for (const v of ['v1', 'v2', 'v3']) {
+      const header = await versions.getByRole('rowheader').filter({ hasText: new RegExp(`^${v}`) }).textContent()
+      check(header.includes('spiffe://cluster.local/ns/default/sa/bookinfo-reviews'), `version ${v}: "${header}"`)
+    }
     await b.screenshot(page, 'service')
   },
 
@@ -465,6 +475,17 @@ const steps = {
     const left = await row.getByRole('timer').textContent()
     check(/^[45]:\d\d$/.test(left ?? ''), `time left: "${left}"`)
     await b.screenshot(page, 'experiments')
+
+    // Its effect on the graph, whose figures cover the last seconds: reviews' calls to
+    // ratings fail (the aborts the caller's sidecar answers itself count against ratings).
+    const graph = new GraphPage(page)
+    await graph.open()
+    await graph.edges.waitFor({ timeout: 30_000 })
+    await eventually('the aborts show on reviews\' calls', async () => {
+      const failing = (await graph.rows()).filter((r) => r.From === 'reviews' && r.To === 'ratings' && /%$/.test(r.Success) && r.Success !== '100.0 %')
+      check(failing.length > 0, `edges from reviews: ${JSON.stringify((await graph.rows()).filter((r) => r.From === 'reviews'))}`)
+    }, 30_000)
+    await b.screenshot(page, 'graph-experiment')
   },
 
   // Stop ends the running experiment; it moves to the past ones.
@@ -476,6 +497,17 @@ const steps = {
     await ex.runningRow('default/ratings-abort').getByRole('button', { name: 'Stop ratings-abort' }).click()
     await ex.runningRow('default/ratings-abort').waitFor({ state: 'detached' })
     await ex.past.getByRole('row').filter({ hasText: 'default/ratings-abort' }).filter({ hasText: 'Stopped' }).first().waitFor()
+
+    // The errors leave the graph as its short window moves past them.
+    const graph = new GraphPage(page)
+    await graph.open()
+    await graph.edges.waitFor({ timeout: 30_000 })
+    await eventually('reviews → ratings succeeds again, and nothing from reviews fails', async () => {
+      const fromReviews = (await graph.rows()).filter((r) => r.From === 'reviews')
+      check(fromReviews.some((r) => r.To === 'ratings' && r.Success === '100.0 %'), `edges from reviews: ${JSON.stringify(fromReviews)}`)
+      check(fromReviews.every((r) => r.Success === '100.0 %'), `edges from reviews: ${JSON.stringify(fromReviews)}`)
+    }, 40_000)
+    await b.screenshot(page, 'graph-after-experiment')
   },
 
   // The audit log, filtered by user.

@@ -248,6 +248,19 @@ export class GraphPage {
     return this.edges.getByRole('rowheader', { name: `${from} to ${to}`, exact: true })
   }
 
+  /**
+   * rows returns the edges table as shown: one object per edge, keyed by column (From, To,
+   * Rate, Success, p99, mTLS).
+   */
+  async rows() {
+    return this.edges.evaluate((table) => {
+      const headers = [...table.querySelectorAll('thead th')].map((th) => th.textContent.trim())
+      return [...table.querySelectorAll('tbody tr')].map((tr) =>
+        Object.fromEntries([...tr.querySelectorAll('td, th')].map((c, i) => [headers[i], c.textContent.trim()])),
+      )
+    })
+  }
+
   /** details opens the side panel of the edge from → to and returns it. */
   async details(from, to) {
     await this.edge(from, to).getByRole('button').click()

@@ -4,12 +4,10 @@
 package demo
 
 import (
-	"bytes"
 	"context"
 	"crypto/rand"
 	"embed"
 	"encoding/hex"
-	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
@@ -75,13 +73,19 @@ var topology = []workload{
 const (
 	gatewayAddr = "127.0.0.10"
 	productpage = "http://" + gatewayAddr + ":8080/productpage"
+	// The gateway's identity: spiffe://cluster.local/ns/istio-system/sa/istio-ingressgateway.
+	gatewayNamespace      = "istio-system"
+	gatewayServiceAccount = "istio-ingressgateway"
 )
 
-// initialConfig is what the first run applies: Istio's bookinfo-gateway and the
-// DestinationRules of every Bookinfo service.
+// initialConfig is what the first run applies: Istio's bookinfo-gateway, the
+// DestinationRules of every Bookinfo service, and a mesh-wide STRICT PeerAuthentication.
 //
 //go:embed config/*.yaml
 var initialConfig embed.FS
+
+// initialConfigFiles are initialConfig's files, in the order they are applied.
+var initialConfigFiles = []string{"config/destination-rule-all.yaml", "config/bookinfo-gateway.yaml", "config/peer-authentication.yaml"}
 
 // Run is sluice-demo's main.
 func Run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
@@ -90,7 +94,7 @@ func Run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	binDir := fs.String("bin", "bin", "directory holding sluice-server, sluice-proxy and the example binaries")
 	dataDir := fs.String("data-dir", ".sluice", "the control plane's data directory (kept between runs)")
 	httpAddr := fs.String("http-addr", "127.0.0.1:8080", "console and API address")
-	xdsAddr := fs.String("xds-addr", "127.0.0.1:15010", "xDS address")
+	xdsAddr := fs.String("xds-tls-addr", "127.0.0.1:15012", "the control plane's authenticated (TLS) xDS address, which every proxy joins with its workload token")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -126,10 +130,18 @@ func Run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	server := sup.start("sluice-server", "sluice-server", []string{"--data-dir", *dataDir, "--http-addr", *httpAddr, "--xds-addr", *xdsAddr, "--insecure-xds"},
+	server := sup.start("sluice-server", "sluice-server", []string{"--data-dir", *dataDir, "--http-addr", *httpAddr, "--xds-tls-addr", *xdsAddr},
 		[]string{"SLUICE_ADMIN_PASSWORD=" + password})
 	if err := waitHTTP(ctx, "http://"+*httpAddr+"/readyz", server, 2*time.Minute); err != nil {
 		return fmt.Errorf("sluice-server did not become ready: %w", err)
+	}
+	api, err := signIn(ctx, *httpAddr, password)
+	if err != nil {
+		return err
+	}
+	mesh, err := prepareIdentities(ctx, api, *dataDir)
+	if err != nil {
+		return err
 	}
 	for _, w := range topology {
 		name := w.service + "-" + w.version
@@ -141,6 +153,7 @@ func Run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		args := []string{"--control-plane", *xdsAddr, "--namespace", "default", "--service", w.service,
 			"--labels", "app=" + w.service + ",version=" + w.version, "--address", w.addr,
 			"--service-account", w.serviceAccount}
+		args = append(args, mesh.proxyArgs("default", w.serviceAccount)...)
 		for _, m := range w.inbound {
 			args = append(args, "--inbound", m)
 		}
@@ -149,23 +162,26 @@ func Run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 			return fmt.Errorf("sidecar of %s did not become ready: %w", name, err)
 		}
 	}
-	gw := sup.start("ingressgateway", "sluice-proxy", []string{"--control-plane", *xdsAddr, "--mode", "gateway",
-		"--namespace", "istio-system", "--labels", "istio=ingressgateway,app=istio-ingressgateway", "--address", gatewayAddr}, nil)
+	gw := sup.start("ingressgateway", "sluice-proxy", append([]string{"--control-plane", *xdsAddr, "--mode", "gateway",
+		"--namespace", gatewayNamespace, "--service-account", gatewayServiceAccount,
+		"--labels", "istio=ingressgateway,app=istio-ingressgateway", "--address", gatewayAddr}, mesh.proxyArgs(gatewayNamespace, gatewayServiceAccount)...), nil)
 	if err := waitHTTP(ctx, "http://"+gatewayAddr+":15000/ready", gw, time.Minute); err != nil {
 		return fmt.Errorf("the ingress gateway did not become ready: %w", err)
 	}
-	if err := applyInitialConfig(ctx, *httpAddr, password, *dataDir); err != nil {
+	if err := applyInitialConfig(ctx, api, *dataDir); err != nil {
 		return err
 	}
 	go generateTraffic(ctx)
 	fmt.Fprintf(stdout, `
-Sluice demo is running.
+Sluice demo is running. The mesh runs mutual TLS (STRICT) with SPIFFE identities
+(spiffe://cluster.local/ns/<namespace>/sa/<service account>) from its own CA.
   console and API   http://%s   sign in as admin, password %s
   Bookinfo          %s   (through the ingress gateway; a gentle load runs)
   a calls b         curl 'http://127.0.0.21:18080/call?url=http://b:8080/'
   a calls b (gRPC)  curl 'http://127.0.0.21:18080/grpc?target=b:9090'
   httpbin           curl -H 'Host: httpbin:8000' http://127.0.0.21:15001/headers   (through a's sidecar)
   a sidecar         http://127.0.0.4:15000/config_dump
+  its certificate   http://127.0.0.4:15000/certs
 State is kept in %s. Press Ctrl-C to stop everything.
 `, *httpAddr, password, productpage, *dataDir)
 
@@ -180,48 +196,23 @@ State is kept in %s. Press Ctrl-C to stop everything.
 
 // applyInitialConfig applies the demo's starting configuration on the first run. Later runs
 // keep whatever the configuration has become.
-func applyInitialConfig(ctx context.Context, httpAddr, password, dataDir string) error {
+func applyInitialConfig(ctx context.Context, api *apiClient, dataDir string) error {
 	marker := filepath.Join(dataDir, "demo-config-applied")
 	if _, err := os.Stat(marker); err == nil {
 		return nil
 	}
-	jar, _ := cookiejar.New(nil)
-	c := &http.Client{Timeout: 30 * time.Second, Jar: jar}
-	base := "http://" + httpAddr + "/api/v1"
-	login, _ := json.Marshal(map[string]string{"username": "admin", "password": password})
-	resp, err := c.Post(base+"/login", "application/json", bytes.NewReader(login))
-	if err != nil {
-		return fmt.Errorf("sign in to apply the demo's configuration: %w", err)
-	}
-	var session struct {
-		CSRFToken string `json:"csrfToken"`
-	}
-	err = json.NewDecoder(resp.Body).Decode(&session)
-	resp.Body.Close()
-	if resp.StatusCode != http.StatusOK || err != nil {
-		return fmt.Errorf("sign in to apply the demo's configuration: %s (if .sluice was created with another admin password, set SLUICE_ADMIN_PASSWORD to it)", resp.Status)
-	}
 	var docs []string
-	for _, name := range []string{"config/destination-rule-all.yaml", "config/bookinfo-gateway.yaml"} {
+	for _, name := range initialConfigFiles {
 		b, err := initialConfig.ReadFile(name)
 		if err != nil {
-			return err
+			return fmt.Errorf("read the demo's %s: %w", name, err)
 		}
 		docs = append(docs, string(b))
 	}
-	req, _ := http.NewRequestWithContext(ctx, http.MethodPost, base+"/apply?message=demo+set-up", strings.NewReader(strings.Join(docs, "\n---\n")))
-	req.Header.Set("Content-Type", "application/yaml")
-	req.Header.Set("X-CSRF-Token", session.CSRFToken)
-	resp, err = c.Do(req)
-	if err != nil {
+	if _, err := api.do(ctx, http.MethodPost, "/apply?message=demo+set-up", "application/yaml", strings.Join(docs, "\n---\n"), http.StatusOK); err != nil {
 		return fmt.Errorf("apply the demo's configuration: %w", err)
 	}
-	body, _ := io.ReadAll(resp.Body)
-	resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		return fmt.Errorf("apply the demo's configuration: %s: %s", resp.Status, body)
-	}
-	return os.WriteFile(marker, []byte("bookinfo-gateway and destination-rule-all applied\n"), 0o644)
+	return os.WriteFile(marker, []byte(strings.Join(initialConfigFiles, ", ")+" applied\n"), 0o644)
 }
 
 // adminPassword returns the demo's admin password: SLUICE_ADMIN_PASSWORD when set, or one

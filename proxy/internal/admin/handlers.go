@@ -55,6 +55,7 @@ const (
 	listenersDump = "type.googleapis.com/envoy.admin.v3.ListenersConfigDump"
 	routesDump    = "type.googleapis.com/envoy.admin.v3.RoutesConfigDump"
 	endpointsDump = "type.googleapis.com/envoy.admin.v3.EndpointsConfigDump"
+	secretsDump   = "type.googleapis.com/envoy.admin.v3.SecretsConfigDump"
 )
 
 // dumped is one resource with its version, as Envoy's dynamic_* entries hold them. The
@@ -77,6 +78,10 @@ func handleConfigDump(xds func() xdsclient.Status, warming func() (listeners, cl
 			"bootstrap": map[string]any{"node": rawJSON(node, false)},
 		}}
 		for _, ts := range st.Types {
+			if ts.Type == xdsclient.SecretType && len(ts.Subscribed) == 0 && len(ts.Resources) == 0 && ts.LastError == "" {
+				// A sidecar never asks for SDS secrets: its dump has no section for them.
+				continue
+			}
 			entries := make([]dumped, 0, len(ts.Resources))
 			var warmEntries []dumped
 			for _, res := range ts.Resources {
@@ -100,6 +105,9 @@ func handleConfigDump(xds func() xdsclient.Status, warming func() (listeners, cl
 					e["route_config"] = rawJSON(res.Message, true)
 				case xdsclient.EndpointType:
 					e["endpoint_config"] = rawJSON(markEjected(res.Message, ejected[res.Name]), true)
+				case xdsclient.SecretType:
+					e["name"] = res.Name
+					e["secret"] = rawJSON(redactSecret(res.Message), true)
 				}
 				entries = append(entries, e)
 			}
@@ -116,6 +124,8 @@ func handleConfigDump(xds func() xdsclient.Status, warming func() (listeners, cl
 				dump["@type"], dump["dynamic_route_configs"] = routesDump, entries
 			case xdsclient.EndpointType:
 				dump["@type"], dump["dynamic_endpoint_configs"] = endpointsDump, entries
+			case xdsclient.SecretType:
+				dump["@type"], dump["dynamic_active_secrets"] = secretsDump, entries
 			}
 			if ts.LastError != "" {
 				// Envoy reports a rejected update per resource; the proxy knows it per type.

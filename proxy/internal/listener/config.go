@@ -65,7 +65,7 @@ var Supported = support.Fields{
 	"envoy.config.listener.v3.Listener": {"name", "address", "filter_chains", "traffic_direction",
 		"metadata", "stat_prefix", "listener_filters"},
 	"envoy.config.listener.v3.ListenerFilter":   {"name", "typed_config"},
-	"envoy.config.listener.v3.FilterChainMatch": {"transport_protocol"},
+	"envoy.config.listener.v3.FilterChainMatch": {"transport_protocol", "server_names"},
 	"envoy.config.core.v3.Address":              {"socket_address"},
 	"envoy.config.core.v3.SocketAddress":        {"address", "port_value", "protocol", "ipv4_compat"},
 	"envoy.config.listener.v3.FilterChain":      {"name", "filters", "metadata", "filter_chain_match", "transport_socket"},
@@ -115,13 +115,17 @@ type Config struct {
 	// TLS context, nil for Plaintext.
 	TLSMode TLSMode
 	TLS     *cluster.TLSContext
+	// Gateway holds a gateway listener's TLS chains, chosen by SNI (gatewaytls.go); TLSMode
+	// is then TLSOnly and TLS nil.
+	Gateway []GatewayChain
 }
 
 // SameServer reports whether a and b can share one running server: the same socket and the
 // same connection-level settings. Other differences are swapped in atomically.
 func (a *Config) SameServer(b *Config) bool {
 	return a.Address == b.Address && a.HTTP1 == b.HTTP1 && a.HTTP2 == b.HTTP2 && a.IdleTimeout == b.IdleTimeout &&
-		a.TLSMode == b.TLSMode && a.TLS.Equal(b.TLS)
+		a.TLSMode == b.TLSMode && a.TLS.Equal(b.TLS) &&
+		gatewayChainsEqual(a.Gateway, b.Gateway)
 }
 
 // Compile validates an LDS Listener. The error names the offending field, so the proxy can
@@ -148,7 +152,17 @@ func Compile(l *listenerv3.Listener) (*Config, error) {
 	cfg.Port = strconv.FormatUint(uint64(sa.GetPortValue()), 10)
 	cfg.Address = net.JoinHostPort(ip.Unmap().String(), cfg.Port)
 
-	chain, ci, err := compileChains(l, cfg)
+	compile := compileChains
+	if isGatewayListener(l) {
+		compile = compileGatewayChains
+	} else {
+		for i, fc := range l.GetFilterChains() {
+			if len(fc.GetFilterChainMatch().GetServerNames()) > 0 {
+				return nil, fmt.Errorf("filter_chains[%d].filter_chain_match.server_names: not supported by sluice-proxy but on a gateway's TLS chains, whose certificates come by SDS", i)
+			}
+		}
+	}
+	chain, ci, err := compile(l, cfg)
 	if err != nil {
 		return nil, err
 	}

@@ -19,6 +19,7 @@ import (
 	"net"
 	"net/http"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -49,6 +50,8 @@ type Manager struct {
 	telemetry *Telemetry
 	// identity is the workload identity TLS filter chains use; nil for none (SetIdentity).
 	identity identity.Source
+	// secrets are the SDS secrets gateway TLS chains serve with (SetSecrets).
+	secrets atomic.Pointer[map[string]gatewaySecret]
 
 	mu        sync.Mutex
 	listeners map[string]*Listener

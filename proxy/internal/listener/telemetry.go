@@ -9,6 +9,7 @@ import (
 
 	"github.com/sluicemesh/sluice/internal/meta"
 	"github.com/sluicemesh/sluice/proxy/internal/cluster"
+	"github.com/sluicemesh/sluice/proxy/internal/route"
 	"github.com/sluicemesh/sluice/proxy/internal/telemetry"
 )
 
@@ -244,6 +245,11 @@ func (ex *exchange) record() {
 		q.SourceWorkload, q.SourceNamespace = rc.self.Workload, rc.self.Namespace
 		q.SourceVersion, q.SourceApp = rc.self.Version, rc.self.App
 		q.DestinationService = clusterHost(ex.clusterName)
+		if ex.clusterName == "" && ex.rt != nil {
+			// A filter (a fault abort, say) answered before a cluster was picked: the
+			// destination is the service the route leads to, as Istio reports it.
+			q.DestinationService = routeHost(&ex.rt.Action)
+		}
 		if ex.ep != nil && ex.ep.Identity != nil {
 			id := ex.ep.Identity
 			q.DestinationWorkload, q.DestinationNamespace = id.Workload, id.Namespace
@@ -251,6 +257,23 @@ func (ex *exchange) record() {
 		}
 	}
 	rc.rec.Record(q)
+}
+
+// routeHost returns the one service host a route's clusters lead to, or "" when they lead to
+// several (a split across services) or to none.
+func routeHost(a *route.Action) string {
+	if a.Cluster != "" {
+		return clusterHost(a.Cluster)
+	}
+	host := ""
+	for i := range a.Weighted {
+		h := clusterHost(a.Weighted[i].Name)
+		if host != "" && h != host {
+			return ""
+		}
+		host = h
+	}
+	return host
 }
 
 // clusterHost returns the host of an Istio cluster name ("outbound|9080|v2|reviews.default.svc.cluster.local"),

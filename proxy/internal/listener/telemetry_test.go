@@ -116,3 +116,24 @@ func BenchmarkServeHTTPRecording(b *testing.B) {
 		})
 	}
 }
+
+// A request a filter answered before a cluster was picked is reported with the service the
+// route leads to.
+func TestRouteHost(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		a    route.Action
+		want string
+	}{
+		{"one cluster", route.Action{Cluster: "outbound|9080|v1|ratings.default.svc.cluster.local"}, "ratings.default.svc.cluster.local"},
+		{"subsets of one service", route.Action{Weighted: []route.WeightedCluster{
+			{Name: "outbound|9080|v1|reviews.default.svc.cluster.local"}, {Name: "outbound|9080|v3|reviews.default.svc.cluster.local"}}}, "reviews.default.svc.cluster.local"},
+		{"a split across services", route.Action{Weighted: []route.WeightedCluster{
+			{Name: "outbound|9080||reviews.default.svc.cluster.local"}, {Name: "outbound|9080||ratings.default.svc.cluster.local"}}}, ""},
+		{"no cluster", route.Action{}, ""},
+	} {
+		if got := routeHost(&tc.a); got != tc.want {
+			t.Errorf("%s: routeHost = %q, want %q", tc.name, got, tc.want)
+		}
+	}
+}

@@ -136,6 +136,9 @@ func (m *Manager) serveListener(l *Listener) net.Listener {
 	if l.cfg.TLSMode == Plaintext {
 		return l.ln
 	}
+	if len(l.cfg.Gateway) > 0 {
+		return newSniffListener(l.ln, TLSOnly, m.gatewayServerConfig(l.cfg.Gateway), m.stats, m.log.With("listener", l.name))
+	}
 	switch {
 	case !l.cfg.TLS.Istio() || cluster.HasCertificate(m.identity):
 	case m.identity != nil:

@@ -43,6 +43,7 @@ import (
 	listenerv3 "github.com/envoyproxy/go-control-plane/envoy/config/listener/v3"
 	routev3 "github.com/envoyproxy/go-control-plane/envoy/config/route/v3"
 	hcmv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/http_connection_manager/v3"
+	tlsv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/transport_sockets/tls/v3"
 	discoveryv3 "github.com/envoyproxy/go-control-plane/envoy/service/discovery/v3"
 	"google.golang.org/genproto/googleapis/rpc/status"
 	"google.golang.org/grpc"
@@ -59,6 +60,9 @@ const (
 	RouteType    = "type.googleapis.com/envoy.config.route.v3.RouteConfiguration"
 	ClusterType  = "type.googleapis.com/envoy.config.cluster.v3.Cluster"
 	EndpointType = "type.googleapis.com/envoy.config.endpoint.v3.ClusterLoadAssignment"
+	// SecretType is SDS: the TLS credentials a gateway's listeners name, subscribed by name
+	// as RDS is, so that a sidecar, whose listeners name none, never asks for it.
+	SecretType = "type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.Secret"
 )
 
 // maxMessage is the largest response the client accepts.
@@ -66,7 +70,7 @@ const maxMessage = 128 << 20
 
 // Types lists the resource types in the order the client subscribes: clusters before
 // listeners, as Envoy does, so that routes find their clusters.
-var Types = []string{ClusterType, ListenerType, RouteType, EndpointType}
+var Types = []string{ClusterType, ListenerType, RouteType, EndpointType, SecretType}
 
 // Resource is one xDS resource the client holds. A resource that an update does not change
 // keeps its *Resource, so a handler may cache what it derives from it by pointer.
@@ -409,6 +413,7 @@ func (c *Client) handle(res *discoveryv3.DiscoveryResponse) []outgoing {
 	switch t {
 	case ListenerType:
 		out = append(out, c.resubscribeLocked(RouteType, routeNames(candidate))...)
+		out = append(out, c.resubscribeLocked(SecretType, secretNames(candidate))...)
 	case ClusterType:
 		out = append(out, c.resubscribeLocked(EndpointType, endpointNames(candidate))...)
 	}
@@ -420,8 +425,10 @@ func (c *Client) decode(st *typeState, res *discoveryv3.DiscoveryResponse) (map[
 	t := res.GetTypeUrl()
 	now := time.Now()
 	out := map[string]*Resource{}
-	if !st.wildcard {
-		// RDS and EDS responses may hold only what changed; the rest stays.
+	if !st.wildcard && t != SecretType {
+		// RDS and EDS responses may hold only what changed; the rest stays. An SDS response
+		// holds every subscribed secret the server has, so one left out was deleted, and a
+		// gateway must stop serving it.
 		for name, r := range st.resources {
 			out[name] = r
 		}
@@ -591,6 +598,8 @@ func newMessage(typeURL string) proto.Message {
 		return &routev3.RouteConfiguration{}
 	case ClusterType:
 		return &clusterv3.Cluster{}
+	case SecretType:
+		return &tlsv3.Secret{}
 	default:
 		return &endpointv3.ClusterLoadAssignment{}
 	}
@@ -606,6 +615,8 @@ func resourceName(m proto.Message) string {
 		return m.GetName()
 	case *endpointv3.ClusterLoadAssignment:
 		return m.GetClusterName()
+	case *tlsv3.Secret:
+		return m.GetName()
 	}
 	return ""
 }
@@ -624,6 +635,33 @@ func routeNames(listeners map[string]*Resource) []string {
 					names = append(names, n)
 				}
 			}
+		}
+	}
+	slices.Sort(names)
+	return names
+}
+
+// secretNames returns the sorted SDS names the listeners' TLS contexts name, but for the
+// workload certificate and trust bundle, which the proxy resolves from its own identity.
+func secretNames(listeners map[string]*Resource) []string {
+	var names []string
+	add := func(n string) {
+		if n != "" && n != "default" && n != "ROOTCA" && !slices.Contains(names, n) {
+			names = append(names, n)
+		}
+	}
+	for _, r := range listeners {
+		for _, fc := range r.Message.(*listenerv3.Listener).GetFilterChains() {
+			var dc tlsv3.DownstreamTlsContext
+			if fc.GetTransportSocket().GetTypedConfig().UnmarshalTo(&dc) != nil {
+				continue
+			}
+			c := dc.GetCommonTlsContext()
+			for _, sc := range c.GetTlsCertificateSdsSecretConfigs() {
+				add(sc.GetName())
+			}
+			add(c.GetValidationContextSdsSecretConfig().GetName())
+			add(c.GetCombinedValidationContext().GetValidationContextSdsSecretConfig().GetName())
 		}
 	}
 	slices.Sort(names)
@@ -661,6 +699,8 @@ func Short(typeURL string) string {
 		return "CDS"
 	case EndpointType:
 		return "EDS"
+	case SecretType:
+		return "SDS"
 	}
 	return typeURL
 }

@@ -32,6 +32,9 @@ type Deps struct {
 	Changes *changes.Service
 	// Proxies lists the mesh's proxies.
 	Proxies ProxyLister
+	// ProxySecurity adds identity, mTLS modes and certificates to the proxy views; the zero
+	// value leaves them out.
+	ProxySecurity ProxySecurity
 	// Console holds the console's files, with index.html at its root.
 	Console fs.FS
 	// Auth signs users in and authenticates every /api/v1 request but login. Required.
@@ -47,6 +50,8 @@ type Deps struct {
 	// CA is the mesh's certificate authority, whose root GET /api/v1/ca/root serves; nil
 	// answers it with 503.
 	CA TrustBundle
+	// Secrets keeps the gateways' TLS credentials; its zero value answers those routes with 503.
+	Secrets Secrets
 }
 
 // NewServer returns the HTTP handler of the control plane.

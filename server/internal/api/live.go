@@ -108,6 +108,8 @@ type LiveOptions struct {
 	// Revisions and Proxies feed the config topic.
 	Revisions RevisionFeed
 	Proxies   ProxyFeed
+	// ProxySecurity adds identity, mTLS modes and certificates to the proxy events.
+	ProxySecurity ProxySecurity
 	// SendQueue is the number of messages that may wait for a client's writer; zero means
 	// 64. A client whose queue is full is closed.
 	SendQueue int
@@ -219,7 +221,7 @@ func (h *LiveHub) followProxies(ctx context.Context) error {
 		for _, id := range ids {
 			v := proxyView{NodeID: id, Labels: map[string]string{}, Acked: map[string]string{}, Sent: map[string]string{}, Nacks: map[string]string{}}
 			if p, ok := byID[id]; ok {
-				v = viewOfProxy(p, rev)
+				v = viewOfProxy(p, rev, h.o.ProxySecurity)
 			}
 			raw, err := json.Marshal(v)
 			if err != nil {

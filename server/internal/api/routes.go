@@ -26,7 +26,7 @@ func routes(d Deps) http.Handler {
 
 		r.Group(func(r chi.Router) {
 			r.Use(authenticate(d.Auth, d.Log))
-			r.Get("/proxies", handleListProxies(d.Proxies))
+			r.Get("/proxies", handleListProxies(d.Proxies, d.ProxySecurity))
 			r.Get("/proxies/{node}/config_dump", handleProxyConfigDump(d.Proxies, d.Log))
 			r.Get("/graph", handleGraph(d.Telemetry, d.Log))
 			r.Get("/metrics", handleMetrics(d.Telemetry, d.Log))
@@ -36,6 +36,12 @@ func routes(d Deps) http.Handler {
 			r.Get("/namespaces/{namespace}/experiments/{name}", handleGetExperiment(d.Experiments, d.Log))
 			r.With(requireRole(auth.RoleOperator)).Post("/namespaces/{namespace}/experiments/{name}/stop", handleStopExperiment(d.Experiments, d.Audit, d.Log))
 			r.Get("/live", handleLive(d.Live, d.Log))
+			// TLS secrets: static segments, matched before the {kind} routes below.
+			r.With(requireRole(auth.RoleOperator)).Get("/namespaces/{namespace}/secrets", handleListSecrets(d.Secrets, d.Log))
+			r.With(requireRole(auth.RoleOperator)).Get("/namespaces/{namespace}/secrets/{name}", handleGetSecret(d.Secrets, d.Log))
+			r.With(requireRole(auth.RoleAdmin)).Post("/namespaces/{namespace}/secrets", handlePutSecret(d.Secrets, d.Audit, d.Log, false))
+			r.With(requireRole(auth.RoleAdmin)).Put("/namespaces/{namespace}/secrets/{name}", handlePutSecret(d.Secrets, d.Audit, d.Log, true))
+			r.With(requireRole(auth.RoleAdmin)).Delete("/namespaces/{namespace}/secrets/{name}", handleDeleteSecret(d.Secrets, d.Audit, d.Log))
 
 			// Mesh configuration: reads for every role; rollback for operators; other writes
 			// for admins.

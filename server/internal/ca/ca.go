@@ -43,7 +43,8 @@ const (
 	// MaxCSRBytes bounds a PEM certificate request; real ones are under 2 KiB.
 	MaxCSRBytes = 64 << 10
 	// backdate is how far before now a certificate becomes valid, to allow for clock skew
-	// between the server and its proxies.
+	// between the server and its proxies; at most a tenth of the certificate's lifetime, so
+	// that a proxy renewing at half the lifetime from NotBefore never renews at once.
 	backdate = time.Minute
 )
 
@@ -255,7 +256,7 @@ func (a *Authority) issue(tmpl *x509.Certificate, pub crypto.PublicKey, ttl time
 		return nil, fmt.Errorf("sign certificate: serial number: %w", err)
 	}
 	tmpl.SerialNumber = serial
-	tmpl.NotBefore = now.Add(-backdate)
+	tmpl.NotBefore = now.Add(-min(backdate, ttl/10))
 	tmpl.NotAfter = now.Add(ttl)
 	if tmpl.NotAfter.After(a.notAfter) {
 		tmpl.NotAfter = a.notAfter

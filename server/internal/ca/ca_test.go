@@ -128,6 +128,15 @@ func TestSign(t *testing.T) {
 			if d := c.NotAfter.Sub(before); d < 59*time.Minute || d > 61*time.Minute {
 				t.Errorf("lifetime from now %s, want 1h", d)
 			}
+			// A short certificate is backdated by a tenth of its life at most, so that half its
+			// life from NotBefore is still ahead when it arrives.
+			short, err := a.Sign(req, id, time.Minute)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if back := before.Sub(short.Cert.NotBefore); back > 7*time.Second {
+				t.Errorf("a 1m certificate is backdated %s, want at most 6s", back)
+			}
 			if c.SerialNumber.BitLen() < 64 {
 				t.Errorf("serial %s is too short to be random 128-bit", c.SerialNumber)
 			}

@@ -39,7 +39,7 @@ var rollupColumns = []string{
 	"destination_service", "destination_workload", "destination_version",
 	"response_code", "grpc_response_status", "response_flags", "request_protocol",
 	"requests", "errors", "request_bytes", "response_bytes",
-	"duration_count", "duration_sum_ms", "duration_buckets",
+	"duration_count", "duration_sum_ms", "duration_buckets", "mtls_requests",
 }
 
 func rollupValues(r *telemetry.Row) []any {
@@ -49,7 +49,7 @@ func rollupValues(r *telemetry.Row) []any {
 		s.DestinationService, s.DestinationWorkload, s.DestinationVersion,
 		s.ResponseCode, s.GRPCStatus, s.ResponseFlags, s.Protocol,
 		r.Stats.Requests, r.Stats.Errors, r.Stats.RequestBytes, r.Stats.ResponseBytes,
-		r.Stats.DurationCount, r.Stats.DurationSumMs, r.Stats.Duration[:],
+		r.Stats.DurationCount, r.Stats.DurationSumMs, r.Stats.Duration[:], r.Stats.MTLSRequests,
 	}
 }
 
@@ -87,7 +87,8 @@ func (s *Store) WriteRollups(ctx context.Context, res telemetry.Resolution, rows
 				response_bytes   = t.response_bytes + EXCLUDED.response_bytes,
 				duration_count   = t.duration_count + EXCLUDED.duration_count,
 				duration_sum_ms  = t.duration_sum_ms + EXCLUDED.duration_sum_ms,
-				duration_buckets = telemetry_add_buckets(t.duration_buckets, EXCLUDED.duration_buckets)`)
+				duration_buckets = telemetry_add_buckets(t.duration_buckets, EXCLUDED.duration_buckets),
+				mtls_requests    = t.mtls_requests + EXCLUDED.mtls_requests`)
 		if err != nil {
 			return fmt.Errorf("merge: %w", err)
 		}
@@ -143,7 +144,8 @@ func (s *Store) ReadRollups(ctx context.Context, res telemetry.Resolution, q tel
 			destination_service, destination_workload, destination_version,
 			response_code, grpc_response_status, response_flags, request_protocol,
 			sum(requests)::bigint, sum(errors)::bigint, sum(request_bytes)::bigint, sum(response_bytes)::bigint,
-			sum(duration_count)::bigint, sum(duration_sum_ms), telemetry_sum_buckets(duration_buckets)
+			sum(duration_count)::bigint, sum(duration_sum_ms), telemetry_sum_buckets(duration_buckets),
+			sum(mtls_requests)::bigint
 		FROM ` + table + `
 		WHERE ` + strings.Join(where, " AND ") + `
 		GROUP BY 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12` + limit
@@ -161,7 +163,7 @@ func (s *Store) ReadRollups(ctx context.Context, res telemetry.Resolution, q tel
 			&se.DestinationService, &se.DestinationWorkload, &se.DestinationVersion,
 			&se.ResponseCode, &se.GRPCStatus, &se.ResponseFlags, &se.Protocol,
 			&st.Requests, &st.Errors, &st.RequestBytes, &st.ResponseBytes,
-			&st.DurationCount, &st.DurationSumMs, &buckets); err != nil {
+			&st.DurationCount, &st.DurationSumMs, &buckets, &st.MTLSRequests); err != nil {
 			return nil, fmt.Errorf("read %s: %w", table, err)
 		}
 		copy(st.Duration[:], buckets)

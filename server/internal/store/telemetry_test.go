@@ -60,12 +60,14 @@ func TestRollupsMerge(t *testing.T) {
 		// must not break the merge).
 		second := stats(2, 1, 0, 0, 0, 1)
 		second.Errors = 2
+		second.MTLSRequests = 2
 		if err := st.WriteRollups(ctx, res, []telemetry.Row{{Bucket: t0, Series: v1, Stats: second}}); err != nil {
 			t.Fatal(err)
 		}
 		got := readAll(t, st, res, telemetry.HistoryQuery{From: t0, To: t0.Add(time.Hour)})
 		want := stats(5, 2, 2, 0, 0, 1)
 		want.Errors = 2
+		want.MTLSRequests = 2
 		if r := got[v1]; r.Stats != want || !r.Bucket.Equal(t0) {
 			t.Errorf("%s merged row %+v at %s, want %+v at %s", res, r.Stats, r.Bucket, want, t0)
 		}

@@ -404,3 +404,49 @@ func findEdge(g telemetry.Graph, from, to string) *telemetry.Edge {
 	}
 	return &telemetry.Edge{}
 }
+
+// TestAggregatorMTLSShare carries the mutual TLS count from samples to the live graph and
+// through the rollups to the stored graphs.
+func TestAggregatorMTLSShare(t *testing.T) {
+	st := openStore(t)
+	ctx := context.Background()
+	t0 := time.Unix(1_800_000_000, 0).UTC()
+	clk := &clock{t: t0.Add(5 * time.Second)}
+	a := newAggregator(t, st, clk)
+	withMTLS := func(n, mtls int64) []telemetry.Sample {
+		s := sample(n)
+		s[0].Stats.MTLSRequests = mtls
+		return s
+	}
+	a.Record(telemetry.Origin{NodeID: "n"}, withMTLS(30, 15))
+	clk.Set(t0.Add(20 * time.Second))
+	a.Record(telemetry.Origin{NodeID: "n"}, withMTLS(30, 30))
+
+	const from, to = "workload:default/productpage-v1", "service:reviews.default.svc.cluster.local"
+	check := func(what string, g telemetry.GraphResult, err error, source string) {
+		t.Helper()
+		if err != nil {
+			t.Fatal(err)
+		}
+		e := findEdge(g.Graph, from, to)
+		if g.Source != source || e.MTLSShare == nil || *e.MTLSShare != 0.75 {
+			t.Errorf("%s from %s: edge %+v, mtlsShare %v, want 0.75 from %s", what, g.Source, e, derefFloat(e.MTLSShare), source)
+		}
+	}
+	g, err := a.Graph(ctx, time.Minute)
+	check("live graph", g, err, "live")
+	if err := a.Flush(ctx); err != nil {
+		t.Fatal(err)
+	}
+	g, err = a.Graph(ctx, time.Hour)
+	check("an hour's graph", g, err, "10s")
+	g, err = a.Graph(ctx, 48*time.Hour)
+	check("two days' graph", g, err, "1m")
+}
+
+func derefFloat(f *float64) any {
+	if f == nil {
+		return nil
+	}
+	return *f
+}

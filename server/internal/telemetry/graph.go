@@ -51,6 +51,10 @@ type Edge struct {
 	Codes map[string]int64 `json:"codes"`
 	// Flags counts requests by response flags, for requests that had any.
 	Flags map[string]int64 `json:"flags,omitempty"`
+	// MTLSShare is the share (0 to 1) of the requests reported by their destination's proxy
+	// that came over mutual TLS; nil when no destination proxy reported any of the edge's
+	// requests (a destination without a sidecar, or requests its caller answered itself).
+	MTLSShare *float64 `json:"mtlsShare"`
 }
 
 // Graph is the mesh's traffic over a window.
@@ -66,6 +70,8 @@ type edgeAcc struct {
 	protocols map[string]bool
 	codes     map[string]int64
 	flags     map[string]int64
+	// destRequests counts the requests reported by their destination, the base of MTLSShare.
+	destRequests int64
 }
 
 // BuildGraph builds the traffic graph of rows (as reported: Select runs first), whose
@@ -104,6 +110,9 @@ func BuildGraph(rows []Row, window time.Duration, isGateway func(namespace, work
 			edges[k] = e
 		}
 		e.stats.Add(&r.Stats)
+		if r.Series.Reporter == ReporterDestination {
+			e.destRequests += r.Stats.Requests
+		}
 		if r.Series.Protocol != "" {
 			e.protocols[r.Series.Protocol] = true
 		}
@@ -149,6 +158,10 @@ func BuildGraph(rows []Row, window time.Duration, isGateway func(namespace, work
 		slices.Sort(ed.Protocols)
 		if len(e.flags) > 0 {
 			ed.Flags = e.flags
+		}
+		if e.destRequests > 0 {
+			share := min(float64(e.stats.MTLSRequests)/float64(e.destRequests), 1)
+			ed.MTLSShare = &share
 		}
 		g.Edges = append(g.Edges, ed)
 	}

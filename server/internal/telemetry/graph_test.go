@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"maps"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -286,4 +287,67 @@ func TestAlignDown(t *testing.T) {
 			t.Errorf("AlignDown(%d, %s) = %d, want %d", tt.in, tt.step, got, tt.want)
 		}
 	}
+}
+
+// TestBuildGraphMTLSShare gives each edge the share of its destination-reported requests that
+// came over mutual TLS, and none to an edge no destination reported.
+func TestBuildGraphMTLSShare(t *testing.T) {
+	const D, S = ReporterDestination, ReporterSource
+	mtls := func(c call, n int64) Row {
+		r := c.row()
+		r.Stats.MTLSRequests = n
+		return r
+	}
+	rows := []Row{
+		// reviews: all over mutual TLS, reported by both ends (the caller's rows drop out).
+		mtls(call{reporter: D, srcNS: "default", srcWL: "productpage-v1", srcVersion: "v1", svc: reviews, dstWL: "reviews-v1", dstVersion: "v1", code: "200", n: 10}, 10),
+		call{reporter: S, srcNS: "default", srcWL: "productpage-v1", srcVersion: "v1", svc: reviews, dstWL: "reviews-v1", dstVersion: "v1", code: "200", n: 10}.row(),
+		// ratings: 4 of 10 over mutual TLS.
+		mtls(call{reporter: D, srcNS: "default", srcWL: "reviews-v2", srcVersion: "v2", svc: ratings, dstWL: "ratings-v1", dstVersion: "v1", code: "200", n: 6}, 0),
+		mtls(call{reporter: D, srcNS: "default", srcWL: "reviews-v2", srcVersion: "v2", svc: ratings, dstWL: "ratings-v1", dstVersion: "v1", code: "503", n: 4}, 4),
+		// details: the aborts the caller answered itself are not in the share's base.
+		mtls(call{reporter: D, srcNS: "default", srcWL: "productpage-v1", srcVersion: "v1", svc: details, dstWL: "details-v1", dstVersion: "v1", code: "200", n: 40}, 40),
+		call{reporter: S, srcNS: "default", srcWL: "productpage-v1", srcVersion: "v1", svc: details, dstWL: "details-v1", dstVersion: "v1", code: "500", flags: "FI", n: 5}.row(),
+		// A destination without a sidecar: only its caller reported.
+		call{reporter: S, srcNS: "default", srcWL: "productpage-v1", srcVersion: "v1", svc: "httpbin.org", code: "200", n: 3}.row(),
+	}
+	g := BuildGraph(rows, time.Minute, nil)
+	one, part := 1.0, 0.4
+	for _, tc := range []struct {
+		from, to string
+		want     *float64
+	}{
+		{"workload:default/productpage-v1", "service:" + reviews, &one},
+		{"service:" + reviews, "workload:default/reviews-v1", &one},
+		{"workload:default/reviews-v2", "service:" + ratings, &part},
+		{"service:" + ratings, "workload:default/ratings-v1", &part},
+		{"workload:default/productpage-v1", "service:" + details, &one},
+		{"workload:default/productpage-v1", "service:httpbin.org", nil},
+	} {
+		var e *Edge
+		for i := range g.Edges {
+			if g.Edges[i].Source == tc.from && g.Edges[i].Target == tc.to {
+				e = &g.Edges[i]
+			}
+		}
+		switch {
+		case e == nil:
+			t.Errorf("no edge %s → %s", tc.from, tc.to)
+		case (e.MTLSShare == nil) != (tc.want == nil) || (e.MTLSShare != nil && *e.MTLSShare != *tc.want):
+			t.Errorf("%s → %s: mtlsShare %v, want %v", tc.from, tc.to, ptrString(e.MTLSShare), ptrString(tc.want))
+		}
+		if e != nil && tc.want == nil {
+			b, _ := json.Marshal(e)
+			if !strings.Contains(string(b), `"mtlsShare":null`) {
+				t.Errorf("edge JSON %s, want mtlsShare null", b)
+			}
+		}
+	}
+}
+
+func ptrString(f *float64) string {
+	if f == nil {
+		return "null"
+	}
+	return strconv.FormatFloat(*f, 'g', -1, 64)
 }

@@ -85,7 +85,7 @@ func edgeID(e *Edge) string {
 // Missing and empty maps are alike, as they are to a client reading the JSON.
 func sameEdge(a, b *Edge) bool {
 	return a.Source == b.Source && a.Target == b.Target &&
-		reflect.DeepEqual(a.Summary, b.Summary) &&
+		reflect.DeepEqual(a.Summary, b.Summary) && reflect.DeepEqual(a.MTLSShare, b.MTLSShare) &&
 		slices.Equal(a.Protocols, b.Protocols) &&
 		maps.Equal(a.Codes, b.Codes) && maps.Equal(a.Flags, b.Flags)
 }
@@ -98,7 +98,7 @@ func cloneEdge(e *Edge, id string) Edge {
 	c.Protocols = slices.Clone(e.Protocols)
 	c.Codes = maps.Clone(e.Codes)
 	c.Flags = maps.Clone(e.Flags)
-	for _, p := range []**float64{&c.SuccessRate, &c.P50, &c.P95, &c.P99} {
+	for _, p := range []**float64{&c.SuccessRate, &c.P50, &c.P95, &c.P99, &c.MTLSShare} {
 		if *p != nil {
 			v := **p
 			*p = &v

@@ -27,6 +27,8 @@ func TestDiffGraph(t *testing.T) {
 	}
 	withFlags := edge(svc, v1, 10, 20)
 	withFlags.Flags = map[string]int64{"UF": 1}
+	withMTLS := edge(svc, v1, 10, 20)
+	withMTLS.MTLSShare = f(1)
 	noID := edge(caller, svc, 10, 20)
 	noID.ID = ""
 	v1Versionless := v1
@@ -55,6 +57,9 @@ func TestDiffGraph(t *testing.T) {
 		{name: "flags appeared", prev: base,
 			next: Graph{Nodes: base.Nodes, Edges: []Edge{edge(caller, svc, 10, 20), withFlags}},
 			want: GraphDelta{Edges: []Edge{withFlags}}},
+		{name: "mutual TLS share appeared", prev: base,
+			next: Graph{Nodes: base.Nodes, Edges: []Edge{edge(caller, svc, 10, 20), withMTLS}},
+			want: GraphDelta{Edges: []Edge{withMTLS}}},
 		{name: "a node learned its version", prev: Graph{Nodes: []Node{svc, caller, v1Versionless}, Edges: base.Edges}, next: base,
 			want: GraphDelta{Nodes: []Node{v1}}},
 		{name: "an edge without an id is matched by its ends", prev: Graph{Nodes: base.Nodes, Edges: []Edge{noID, edge(svc, v1, 10, 20)}}, next: base,

@@ -89,6 +89,7 @@ func (in *interner) size() int {
 // at most a minute fit 32 bits.
 type compact struct {
 	requests, errors, durationCount uint32
+	mtlsRequests                    uint32
 	requestBytes, responseBytes     uint64
 	durationSumMs                   float64
 	duration                        [DurationBuckets]uint32
@@ -97,6 +98,7 @@ type compact struct {
 func (c *compact) add(st *Stats) {
 	c.requests += uint32(st.Requests)
 	c.errors += uint32(st.Errors)
+	c.mtlsRequests += uint32(st.MTLSRequests)
 	c.durationCount += uint32(st.DurationCount)
 	c.requestBytes += uint64(st.RequestBytes)
 	c.responseBytes += uint64(st.ResponseBytes)
@@ -109,6 +111,7 @@ func (c *compact) add(st *Stats) {
 func (c *compact) merge(o *compact) {
 	c.requests += o.requests
 	c.errors += o.errors
+	c.mtlsRequests += o.mtlsRequests
 	c.durationCount += o.durationCount
 	c.requestBytes += o.requestBytes
 	c.responseBytes += o.responseBytes
@@ -121,6 +124,7 @@ func (c *compact) merge(o *compact) {
 func (c *compact) stats() Stats {
 	st := Stats{
 		Requests: int64(c.requests), Errors: int64(c.errors), DurationCount: int64(c.durationCount),
+		MTLSRequests: int64(c.mtlsRequests),
 		RequestBytes: int64(c.requestBytes), ResponseBytes: int64(c.responseBytes), DurationSumMs: c.durationSumMs,
 	}
 	for i, n := range c.duration {

@@ -58,7 +58,14 @@ const (
 	LabelGRPCResponseStatus      = "grpc_response_status"
 	LabelResponseFlags           = "response_flags"
 	LabelRequestProtocol         = "request_protocol"
+	// LabelConnectionSecurityPolicy says whether the request came over mutual TLS
+	// ("mutual_tls"), as the destination's proxy saw it; it is not a Series label: the
+	// requests that had "mutual_tls" are counted in Stats.MTLSRequests.
+	LabelConnectionSecurityPolicy = "connection_security_policy"
 )
+
+// PolicyMutualTLS is the value of LabelConnectionSecurityPolicy for a request over mutual TLS.
+const PolicyMutualTLS = "mutual_tls"
 
 // Values of the reporter label, and Istio's value for an identity a proxy does not know.
 const (
@@ -110,6 +117,10 @@ type Stats struct {
 	// Duration holds the number of requests per duration bucket (not cumulative), by
 	// DurationBounds; the last is the +Inf bucket.
 	Duration [DurationBuckets]int64
+	// MTLSRequests counts the requests the destination's proxy received over mutual TLS
+	// (connection_security_policy "mutual_tls"); always zero for reporter "source", whose
+	// proxy does not know.
+	MTLSRequests int64
 }
 
 // Add adds o to s.
@@ -120,6 +131,7 @@ func (s *Stats) Add(o *Stats) {
 	s.ResponseBytes += o.ResponseBytes
 	s.DurationCount += o.DurationCount
 	s.DurationSumMs += o.DurationSumMs
+	s.MTLSRequests += o.MTLSRequests
 	for i := range s.Duration {
 		s.Duration[i] += o.Duration[i]
 	}

@@ -26,6 +26,9 @@ type Cumulative struct {
 	Series Series
 	// Requests is istio_requests_total (Count).
 	Requests Value
+	// MTLSRequests is the part of Requests whose connection_security_policy was
+	// "mutual_tls" (Count); Present whenever Requests is.
+	MTLSRequests Value
 	// Duration is istio_request_duration_milliseconds (Count, Sum and Buckets).
 	Duration Value
 	// Buckets are the duration histogram's cumulative counts by DurationBounds, +Inf last.
@@ -85,8 +88,8 @@ const baselineSpan = 500 * time.Millisecond
 
 // seriesValues are a series' previous values.
 type seriesValues struct {
-	requests, duration, requestBytes, responseBytes last
-	buckets                                         [DurationBuckets]float64
+	requests, mtlsRequests, duration, requestBytes, responseBytes last
+	buckets                                                       [DurationBuckets]float64
 }
 
 // last is a metric's previous value; known is false until the metric was first reported.
@@ -153,11 +156,22 @@ func (t *Tracker) Observe(node string, report []Cumulative, dst []Sample) (sampl
 		if c.Requests.Present {
 			// The first report of a proxy is a baseline: whatever it holds may have been
 			// counted before this server started.
+			count, _, reset := prev.requests.delta(&c.Requests)
 			if !first {
-				count, _, _ := prev.requests.delta(&c.Requests)
 				st.Requests = count
 			}
 			prev.requests.set(&c.Requests)
+			if c.MTLSRequests.Present {
+				// After the requests counter began again, so did its mutual TLS part.
+				mtls, _, _ := prev.mtlsRequests.delta(&c.MTLSRequests)
+				if reset && prev.mtlsRequests.known {
+					mtls = round(c.MTLSRequests.Count)
+				}
+				if !first {
+					st.MTLSRequests = min(mtls, st.Requests)
+				}
+				prev.mtlsRequests.set(&c.MTLSRequests)
+			}
 		}
 		if c.Duration.Present {
 			if !first {

@@ -260,3 +260,33 @@ func TestTrackerBaselineSpansASplitReport(t *testing.T) {
 		}
 	})
 }
+
+// TestTrackerMTLSRequests follows the mutual TLS part of a series' requests through growth
+// and a restart.
+func TestTrackerMTLSRequests(t *testing.T) {
+	tr := NewTracker(TrackerOptions{})
+	report := func(total, mtls float64) Cumulative {
+		c := requests(okSeries, total)
+		c.MTLSRequests = Value{Present: true, Count: mtls}
+		return c
+	}
+	for _, st := range []struct {
+		name        string
+		total, mtls float64
+		want        Stats
+	}{
+		{"baseline", 100, 40, Stats{}},
+		{"growth, part over mutual TLS", 110, 45, Stats{Requests: 10, MTLSRequests: 5}},
+		{"growth, all over mutual TLS", 120, 55, Stats{Requests: 10, MTLSRequests: 10}},
+		{"a restart counts both from zero", 6, 6, Stats{Requests: 6, MTLSRequests: 6}},
+		// The requests counter went down but the mutual TLS one did not: that is a restart
+		// too, so the mutual TLS part counts from zero.
+		{"a restart the mTLS count alone cannot tell", 5, 5, Stats{Requests: 5, MTLSRequests: 5}},
+		{"no mutual TLS", 9, 5, Stats{Requests: 4}},
+	} {
+		samples, _ := observe(tr, "sidecar~m", report(st.total, st.mtls))
+		if got := sampleOf(samples, okSeries); got != st.want {
+			t.Errorf("%s: %+v, want %+v", st.name, got, st.want)
+		}
+	}
+}

@@ -8,6 +8,7 @@ import (
 	routev3 "github.com/envoyproxy/go-control-plane/envoy/config/route/v3"
 	"github.com/envoyproxy/go-control-plane/pkg/cache/types"
 	"google.golang.org/protobuf/types/known/wrapperspb"
+	networking "istio.io/api/networking/v1alpha3"
 
 	"github.com/sluicemesh/sluice/server/internal/registry"
 )
@@ -18,6 +19,10 @@ type gatewayServer struct {
 	entry   *gwEntry
 	port    uint32
 	hosts   []string // without their "namespace/" prefix
+	// tls is set on an HTTPS server the gateway terminates TLS for (gatewaytls.go).
+	tls *networking.ServerTLSSettings
+	// redirect answers every request with a 301 to https (tls.httpsRedirect).
+	redirect bool
 }
 
 // gatewayServers lists the HTTP servers of every Gateway selecting the proxy, by port.
@@ -27,14 +32,22 @@ func (sh *shared) gatewayServers(w registry.Workload) map[uint32][]gatewayServer
 		name := g.res.Namespace + "/" + g.res.Name
 		for _, srv := range g.gw.GetServers() {
 			proto := strings.ToUpper(srv.GetPort().GetProtocol())
-			if proto != "HTTP" && proto != "HTTP2" && proto != "GRPC" {
+			if proto == "HTTPS" && !serverTLS(name, srv, &sh.problems) {
+				continue
+			}
+			if proto != "HTTP" && proto != "HTTP2" && proto != "GRPC" && proto != "HTTPS" {
 				sh.problems = append(sh.problems, Problem{
 					Resource: "Gateway/" + name,
-					Message:  "server on port " + strconv.FormatUint(uint64(srv.GetPort().GetNumber()), 10) + " speaks " + proto + ", which gateways do not serve yet (plain HTTP only)",
+					Message:  "server on port " + strconv.FormatUint(uint64(srv.GetPort().GetNumber()), 10) + " speaks " + proto + ", which gateways do not serve yet (HTTP, and HTTPS terminated at the gateway)",
 				})
 				continue
 			}
 			gs := gatewayServer{gateway: name, entry: g, port: srv.GetPort().GetNumber()}
+			if proto == "HTTPS" {
+				gs.tls = srv.GetTls()
+			} else {
+				gs.redirect = srv.GetTls().GetHttpsRedirect()
+			}
 			for _, h := range srv.GetHosts() {
 				if _, host, ok := strings.Cut(h, "/"); ok {
 					h = host
@@ -56,6 +69,10 @@ func (sh *shared) gatewayListeners(w registry.Workload) []types.Resource {
 	servers := sh.gatewayServers(w)
 	var out []types.Resource
 	for _, port := range sortedPorts(servers) {
+		if servers[port][0].tls != nil {
+			out = append(out, sh.gatewayTLSListener(w, port, servers[port]))
+			continue
+		}
 		name := "gateway|" + strconv.FormatUint(uint64(port), 10)
 		out = append(out, listener(name, w.Address, port, rdsManager("gateway_"+strconv.FormatUint(uint64(port), 10), gatewayRouteName(port), sh.mesh.Features, true)))
 	}
@@ -81,6 +98,15 @@ func (sh *shared) gatewayRoutes(w registry.Workload) []types.Resource {
 		rc := &routev3.RouteConfiguration{Name: gatewayRouteName(port), ValidateClusters: wrapperspb.Bool(false)}
 		byDomain := map[string]*routev3.VirtualHost{}
 		for _, srv := range servers[port] {
+			if srv.redirect {
+				for _, h := range srv.hosts {
+					if byDomain[h] == nil {
+						byDomain[h] = redirectVirtualHost(h, port)
+						rc.VirtualHosts = append(rc.VirtualHosts, byDomain[h])
+					}
+				}
+				continue
+			}
 			for _, e := range sh.mesh.Config.virtualServices {
 				if !slices.Contains(e.gateways, srv.gateway) {
 					continue

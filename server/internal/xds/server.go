@@ -71,6 +71,8 @@ type Server struct {
 	trustDomain string
 	// halted holds the FaultExperiment runs ended early (SetHaltedExperiments).
 	halted atomic.Pointer[map[RunKey]bool]
+	// secrets holds the gateways' TLS credentials (SetSecrets, gatewaytls.go).
+	secrets gatewaySecrets
 
 	// events tells subscribers which proxies' sync state changed (events.go).
 	events eventHub
@@ -480,6 +482,10 @@ func (s *Server) Push(ctx context.Context) error {
 	s.mu.Unlock()
 
 	sh := newShared(mesh)
+	var secrets map[string]GatewaySecret
+	if p := s.secrets.Load(); p != nil {
+		secrets = *p
+	}
 	clusterHash, endpointHash := hashResources(sh.clusters), hashResources(sh.endpoints)
 	routeHashes := map[*types.Resource]uint64{}
 	pushed := 0
@@ -490,6 +496,10 @@ func (s *Server) Push(ctx context.Context) error {
 			resourcev3.RouteType:    res.Routes,
 			resourcev3.ClusterType:  res.Clusters,
 			resourcev3.EndpointType: res.Endpoints,
+		}
+		if w.Mode == meta.ModeGateway {
+			// Only gateways get secrets, and only those their Gateways name.
+			byType[resourcev3.SecretType] = sh.gatewaySecretResources(w, secrets)
 		}
 		if w.Mode == meta.ModeProxyless {
 			s.onlyRequested(id, byType)
@@ -518,6 +528,9 @@ func (s *Server) Push(ctx context.Context) error {
 			resourcev3.RouteType:    routeHash,
 			resourcev3.ClusterType:  clusterHash ^ hashResources(res.Clusters[len(sh.clusters):]),
 			resourcev3.EndpointType: endpointHash,
+		}
+		if w.Mode == meta.ModeGateway {
+			hashes[resourcev3.SecretType] = hashResources(byType[resourcev3.SecretType])
 		}
 		if s.setSnapshot(ctx, id, w, v, loaded.revision, byType, hashes) {
 			pushed++
@@ -685,7 +698,7 @@ func hashResources(rs []types.Resource) uint64 {
 func shortType(typeURL string) string {
 	for _, t := range []struct{ url, name string }{
 		{resourcev3.ListenerType, "LDS"}, {resourcev3.RouteType, "RDS"},
-		{resourcev3.ClusterType, "CDS"}, {resourcev3.EndpointType, "EDS"},
+		{resourcev3.ClusterType, "CDS"}, {resourcev3.EndpointType, "EDS"}, {resourcev3.SecretType, "SDS"},
 	} {
 		if t.url == typeURL {
 			return t.name

@@ -137,7 +137,16 @@ export interface Proxy {
   inSync: boolean
   /** The application's readiness as the proxy's probe sees it. */
   health?: { ready: boolean; reason?: string; since?: string }
+  /** The proxy's SPIFFE ID: spiffe://<trust-domain>/ns/<namespace>/sa/<service-account>. */
+  identity?: string
+  /** The PeerAuthentication mode in effect per inbound port; absent for gateways and proxyless clients. */
+  mtls?: Record<string, MTLSMode>
+  /** The certificate the mesh CA last issued to the proxy's identity (shared by the proxies of one identity). */
+  certificate?: { serial: string; notAfter: string }
 }
+
+/** MTLSMode is a PeerAuthentication mode. */
+export type MTLSMode = 'STRICT' | 'PERMISSIVE' | 'DISABLE'
 
 /** Configuration the server's last push could not translate as written. */
 export interface PushProblem {
@@ -193,6 +202,8 @@ export interface GraphEdge extends Summary {
   protocols: string[]
   codes: Record<string, number>
   flags?: Record<string, number>
+  /** The share (0–1) of the requests reported by the destination's sidecar that came over mutual TLS; null when none was. */
+  mtlsShare?: number | null
 }
 
 /** The answer of GET /api/v1/graph. */

@@ -35,3 +35,9 @@ export function Ago({ t }: { t: string | undefined | null }) {
     </time>
   )
 }
+
+/** useNow is the shared clock's time, re-rendering the caller as it ticks. */
+export function useNow(): number {
+  useSyncExternalStore(subscribe, () => now)
+  return Math.max(now, Date.now())
+}

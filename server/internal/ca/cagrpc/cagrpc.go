@@ -164,6 +164,23 @@ type CertificateService struct {
 	ca     *ca.Authority
 	maxTTL time.Duration
 	log    *slog.Logger
+
+	mu     sync.Mutex
+	issued map[string]IssuedCertificate // by SPIFFE ID
+}
+
+// maxIssuedRecords bounds the issued-certificate record; past it, expired entries are dropped
+// first and then the one that expires soonest.
+const maxIssuedRecords = 10000
+
+// IssuedCertificate is the record of a workload certificate the service signed.
+type IssuedCertificate struct {
+	// Serial is the certificate's serial number in hexadecimal.
+	Serial string
+	// NotAfter is when the certificate expires.
+	NotAfter time.Time
+	// IssuedAt is when the service signed it.
+	IssuedAt time.Time
 }
 
 // NewCertificateService returns the service; maxTTL bounds (and is the default of) the
@@ -175,7 +192,39 @@ func NewCertificateService(a *ca.Authority, maxTTL time.Duration, log *slog.Logg
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	return &CertificateService{ca: a, maxTTL: maxTTL, log: log}
+	return &CertificateService{ca: a, maxTTL: maxTTL, log: log, issued: map[string]IssuedCertificate{}}
+}
+
+// LastIssued returns the latest certificate issued since the server started to the SPIFFE ID
+// identity. A CSR carries only the token's identity, not the proxy's node, so proxies that
+// share an identity share this record: it is the newest certificate any of them obtained.
+func (s *CertificateService) LastIssued(identity string) (IssuedCertificate, bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	c, ok := s.issued[identity]
+	return c, ok
+}
+
+// recordIssued remembers c as the latest certificate of identity.
+func (s *CertificateService) recordIssued(identity string, c IssuedCertificate) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if _, ok := s.issued[identity]; !ok && len(s.issued) >= maxIssuedRecords {
+		soonest := ""
+		for id, old := range s.issued {
+			if old.NotAfter.Before(c.IssuedAt) {
+				delete(s.issued, id)
+				continue
+			}
+			if soonest == "" || old.NotAfter.Before(s.issued[soonest].NotAfter) {
+				soonest = id
+			}
+		}
+		if len(s.issued) >= maxIssuedRecords {
+			delete(s.issued, soonest)
+		}
+	}
+	s.issued[identity] = c
 }
 
 // Register attaches the service to g.
@@ -210,6 +259,7 @@ func (s *CertificateService) CreateCertificate(ctx context.Context, req *securit
 		s.log.Error("sign workload certificate", "spiffe_id", id.String(), "error", err)
 		return nil, status.Error(codes.Internal, "the certificate could not be signed; see the server's log")
 	}
+	s.recordIssued(id.String(), IssuedCertificate{Serial: iss.Cert.SerialNumber.Text(16), NotAfter: iss.Cert.NotAfter, IssuedAt: time.Now()})
 	s.log.Info("issued workload certificate", "spiffe_id", id.String(), "token_id", w.TokenID,
 		"serial", iss.Cert.SerialNumber.Text(16), "not_after", iss.Cert.NotAfter.UTC().Format(time.RFC3339))
 	return &securityv1alpha1.IstioCertificateResponse{CertChain: iss.ChainPEM}, nil

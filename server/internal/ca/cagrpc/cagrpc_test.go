@@ -75,6 +75,7 @@ type env struct {
 	clock *clock
 	conn  *grpc.ClientConn
 	admin auth.Principal
+	certs *cagrpc.CertificateService
 }
 
 var adminPrincipal = auth.Principal{Username: auth.BootstrapUser, Role: auth.RoleAdmin, Method: auth.MethodSession}
@@ -114,7 +115,8 @@ func newEnv(t *testing.T) *env {
 		grpc.ChainUnaryInterceptor(authn.UnaryInterceptor()),
 		grpc.ChainStreamInterceptor(authn.StreamInterceptor()),
 	)
-	cagrpc.NewCertificateService(authority, 24*time.Hour, log).Register(g)
+	certSvc := cagrpc.NewCertificateService(authority, 24*time.Hour, log)
+	certSvc.Register(g)
 	reg := registry.New(st, log, time.Minute)
 	xdsSrv := xds.New(ctx, log, reg, st, st, xds.Features{})
 	if _, err := xdsSrv.LoadConfig(ctx); err != nil {
@@ -138,7 +140,7 @@ func newEnv(t *testing.T) *env {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { conn.Close() })
-	return &env{t: t, svc: svc, ca: authority, clock: clk, conn: conn, admin: adminPrincipal}
+	return &env{t: t, svc: svc, ca: authority, clock: clk, conn: conn, admin: adminPrincipal, certs: certSvc}
 }
 
 func (e *env) workloadToken(ns, sa string, ttl time.Duration) auth.NewWorkloadToken {
@@ -237,6 +239,42 @@ func TestCreateCertificate(t *testing.T) {
 	wantCode(t, "junk CSR", err, codes.InvalidArgument, "not PEM")
 	_, err = e.createCert(bearer(a.Secret), newCSR(t), -5)
 	wantCode(t, "negative validity", err, codes.InvalidArgument, "negative")
+}
+
+func TestLastIssued(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	const id = "spiffe://cluster.local/ns/default/sa/reviews"
+	if _, ok := e.certs.LastIssued(id); ok {
+		t.Fatal("a record before any certificate was issued")
+	}
+	a := e.workloadToken("default", "reviews", 0)
+	leafOf := func(seconds int64) *x509.Certificate {
+		t.Helper()
+		res, err := e.createCert(bearer(a.Secret), newCSR(t), seconds)
+		if err != nil {
+			t.Fatal(err)
+		}
+		block, _ := pem.Decode([]byte(res.GetCertChain()[0]))
+		leaf, err := x509.ParseCertificate(block.Bytes)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return leaf
+	}
+	for _, seconds := range []int64{0, 600} {
+		leaf := leafOf(seconds)
+		got, ok := e.certs.LastIssued(id)
+		if !ok || got.Serial != leaf.SerialNumber.Text(16) || !got.NotAfter.Equal(leaf.NotAfter) {
+			t.Fatalf("validity %d: record %+v (found %v), want serial %s expiring %s", seconds, got, ok, leaf.SerialNumber.Text(16), leaf.NotAfter)
+		}
+	}
+	// A refused request leaves the record of the identity it asked for untouched.
+	_, err := e.createCert(bearer(a.Secret), newCSR(t, "spiffe://cluster.local/ns/default/sa/ratings"), 0)
+	wantCode(t, "CSR for another identity", err, codes.PermissionDenied, "")
+	if _, ok := e.certs.LastIssued("spiffe://cluster.local/ns/default/sa/ratings"); ok {
+		t.Error("a refused CSR was recorded")
+	}
 }
 
 func TestAuthentication(t *testing.T) {

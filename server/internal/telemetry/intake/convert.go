@@ -65,7 +65,7 @@ func (c *converter) convert(fams []*dto.MetricFamily) []telemetry.Cumulative {
 			continue
 		}
 		for j, m := range f.GetMetric() {
-			s, ok := series(m.GetLabel())
+			s, mtls, ok := series(m.GetLabel())
 			if !ok {
 				c.skipped++
 				continue
@@ -104,6 +104,14 @@ func (c *converter) convert(fams []*dto.MetricFamily) []telemetry.Cumulative {
 			}
 			v.Present = true
 			e := c.entry(j, s)
+			if kind == metricRequests {
+				// The series without the security policy label sum into one; the mutual
+				// TLS ones are also counted apart.
+				e.MTLSRequests.Present = true
+				if mtls {
+					e.MTLSRequests.Count += v.Count
+				}
+			}
 			dst := e.value(kind)
 			if dst.Present {
 				// Another series with the same labels but ignored ones: add it.
@@ -190,8 +198,10 @@ func nanos(ts *timestamppb.Timestamp) int64 {
 }
 
 // series reads a metric's labels; ok is false without a reporter of "source" or
-// "destination".
-func series(labels []*dto.LabelPair) (s telemetry.Series, ok bool) {
+// "destination". mtls is true when the destination's proxy reports that the request came over
+// mutual TLS; a source proxy's value ("unknown") is ignored.
+func series(labels []*dto.LabelPair) (s telemetry.Series, mtls, ok bool) {
+	policy := ""
 	for _, l := range labels {
 		v := l.GetValue()
 		switch l.GetName() {
@@ -217,11 +227,14 @@ func series(labels []*dto.LabelPair) (s telemetry.Series, ok bool) {
 			s.ResponseFlags = clean(v)
 		case telemetry.LabelRequestProtocol:
 			s.Protocol = clean(v)
+		case telemetry.LabelConnectionSecurityPolicy:
+			policy = v
 		}
 	}
 	if s.Reporter != telemetry.ReporterSource && s.Reporter != telemetry.ReporterDestination {
-		return s, false
+		return s, false, false
 	}
+	mtls = s.Reporter == telemetry.ReporterDestination && policy == telemetry.PolicyMutualTLS
 	for _, f := range []*string{&s.SourceWorkload, &s.SourceNamespace, &s.SourceVersion, &s.DestinationService, &s.DestinationWorkload, &s.DestinationVersion} {
 		if *f == "" {
 			*f = telemetry.Unknown
@@ -230,7 +243,7 @@ func series(labels []*dto.LabelPair) (s telemetry.Series, ok bool) {
 	if s.ResponseFlags == "" {
 		s.ResponseFlags = "-"
 	}
-	return s, true
+	return s, mtls, true
 }
 
 // clean makes a label value storable: valid UTF-8 (proto2 strings are not checked), no NUL

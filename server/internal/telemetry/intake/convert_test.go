@@ -109,3 +109,35 @@ func TestCleanLabels(t *testing.T) {
 		}
 	}
 }
+
+// TestConvertConnectionSecurityPolicy sums the series that differ in
+// connection_security_policy and counts the mutual TLS part of the destination's reports.
+func TestConvertConnectionSecurityPolicy(t *testing.T) {
+	dest := []string{"reporter", "destination", "source_workload", "productpage-v1", "destination_service", "reviews.default.svc.cluster.local", "response_code", "200"}
+	src := []string{"reporter", "source", "source_workload", "productpage-v1", "destination_service", "ratings.default.svc.cluster.local", "response_code", "200"}
+	with := func(base []string, extra ...string) []string { return append(append([]string{}, base...), extra...) }
+	fams := []*dto.MetricFamily{{Name: proto.String("istio_requests_total"), Metric: []*dto.Metric{
+		counter(5, with(dest, "connection_security_policy", "mutual_tls")...),
+		counter(2, with(dest, "connection_security_policy", "none")...),
+		counter(1, dest...),
+		// The source side does not know; even a claim of mutual TLS from it is not counted.
+		counter(4, with(src, "connection_security_policy", "unknown")...),
+		counter(3, with(src, "connection_security_policy", "mutual_tls")...),
+	}}}
+	var c converter
+	got := map[string]telemetry.Cumulative{}
+	for _, v := range c.convert(fams) {
+		got[v.Series.Reporter] = v
+	}
+	if len(got) != 2 {
+		t.Fatalf("series %+v, want one per reporter", got)
+	}
+	d := got["destination"]
+	if d.Requests.Count != 8 || !d.MTLSRequests.Present || d.MTLSRequests.Count != 5 {
+		t.Errorf("destination: requests %+v, mutual TLS %+v; want 8 of which 5", d.Requests, d.MTLSRequests)
+	}
+	s := got["source"]
+	if s.Requests.Count != 7 || !s.MTLSRequests.Present || s.MTLSRequests.Count != 0 {
+		t.Errorf("source: requests %+v, mutual TLS %+v; want 7 of which none", s.Requests, s.MTLSRequests)
+	}
+}

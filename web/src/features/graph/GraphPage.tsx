@@ -5,7 +5,7 @@ import { graphWindow, useLiveGraph } from '../../live/useLiveGraph'
 import { Empty, ErrorState, Loading } from '../../ui/States'
 import { usePageTitle } from '../../ui/usePageTitle'
 import { GraphCanvas, type Selection } from './GraphCanvas'
-import { fmtMs, fmtPct, fmtRps, health, namespacesOf, nodeTraffic, viewGraph, type GraphView, type ViewNode } from './model'
+import { fmtMTLS, fmtMs, fmtPct, fmtRps, health, namespacesOf, nodeTraffic, viewGraph, type GraphView, type ViewNode } from './model'
 
 /** The most edges the table under the graph lists, busiest first. */
 const tableRows = 200
@@ -91,6 +91,7 @@ export default function GraphPage() {
                 <th scope="col" className="num">Rate</th>
                 <th scope="col" className="num">Success</th>
                 <th scope="col" className="num">p99</th>
+                <th scope="col" className="num">mTLS</th>
               </tr>
             </thead>
             <tbody>
@@ -109,6 +110,9 @@ export default function GraphPage() {
                   <td className="num">{fmtRps(e.rps)}</td>
                   <td className={`num health-${health(e.successRate)}`}>{fmtPct(e.successRate)}</td>
                   <td className="num">{fmtMs(e.p99)}</td>
+                  <td className="num">
+                    <MTLSShare share={e.mtlsShare} />
+                  </td>
                 </tr>
               ))}
             </tbody>
@@ -159,7 +163,12 @@ function SidePanel({ view, selected, node, name, onClose }: { view: GraphView; s
         </button>
       </div>
       {edge ? (
-        <Golden s={edge} codes={edge.codes} />
+        <>
+          <Golden s={edge} codes={edge.codes} />
+          <p>
+            <MTLSShare share={edge.mtlsShare} />
+          </p>
+        </>
       ) : t && node ? (
         <>
           <p className="muted">
@@ -172,5 +181,25 @@ function SidePanel({ view, selected, node, name, onClose }: { view: GraphView; s
         <p className="muted">It is no longer in the graph.</p>
       )}
     </aside>
+  )
+}
+
+/**
+ * MTLSShare is the share of an edge's requests that came over mutual TLS, behind a lock icon
+ * whose accessible label says it in words.
+ */
+export function MTLSShare({ share }: { share: number | null }) {
+  const text = fmtMTLS(share)
+  if (!text) return <span className="muted" title="No destination sidecar reported these requests">—</span>
+  const all = share === 1
+  return (
+    <span className={`mtls ${all ? 'mtls-all' : 'mtls-part'}`}>
+      <svg role="img" aria-label={all ? 'Mutual TLS' : share === 0 ? 'No mutual TLS' : 'Partly mutual TLS'} viewBox="0 0 16 16" width="12" height="12" className="lock-icon">
+        {/* A padlock: closed when every request was mutual TLS, open otherwise. */}
+        <path d={all ? 'M4.5 7V5a3.5 3.5 0 0 1 7 0v2' : 'M4.5 7V5a3.5 3.5 0 0 1 6.8-1.2'} fill="none" stroke="currentColor" strokeWidth="1.6" />
+        <rect x="2.5" y="7" width="11" height="8" rx="1.5" fill="currentColor" />
+      </svg>{' '}
+      {text}
+    </span>
   )
 }

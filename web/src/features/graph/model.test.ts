@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest'
 import type { GraphEdge, GraphNode } from '../../api/types'
 import { fromFull } from '../../live/graph'
-import { combine, edgeLabel, fmtPct, health, namespacesOf, nodeTraffic, serviceHealth, viewGraph } from './model'
+import { combine, combineMTLS, edgeLabel, fmtMTLS, fmtPct, health, namespacesOf, nodeTraffic, serviceHealth, viewGraph } from './model'
 
 const traffic = (requests: number, errors: number, p99: number, rps = requests / 10) => ({
   requests,
@@ -125,5 +125,38 @@ describe('serviceHealth', () => {
       ['productpage', 100, 1],
       ['reviews', 100, 0.9],
     ])
+  })
+})
+
+describe('mutual TLS share', () => {
+  it('weights each part by its requests and skips the parts without one', () => {
+    expect(combineMTLS([{ requests: 70, mtlsShare: 1 }, { requests: 30, mtlsShare: 0 }])).toBe(0.7)
+    expect(combineMTLS([{ requests: 70, mtlsShare: 1 }, { requests: 30, mtlsShare: null }])).toBe(1)
+    expect(combineMTLS([{ requests: 5 }, { requests: 0, mtlsShare: 1 }])).toBeNull()
+  })
+  it('folds versions into their service edge, and keeps the server share with versions shown', () => {
+    const secured = fromFull(
+      't',
+      [svc('reviews'), wl('productpage-v1', 'v1'), svc('ratings'), wl('reviews-v1', 'v1'), wl('reviews-v3', 'v3')],
+      [
+        { ...e(wl('productpage-v1', 'v1').id, svc('reviews').id, traffic(100, 0, 20)), mtlsShare: 1 },
+        { ...e(svc('reviews').id, wl('reviews-v1', 'v1').id, traffic(70, 0, 10)), mtlsShare: 1 },
+        { ...e(svc('reviews').id, wl('reviews-v3', 'v3').id, traffic(30, 0, 10)), mtlsShare: 1 },
+        { ...e(wl('reviews-v1', 'v1').id, svc('ratings').id, traffic(40, 0, 10)), mtlsShare: 0.5 },
+        { ...e(wl('reviews-v3', 'v3').id, svc('ratings').id, traffic(60, 0, 10)), mtlsShare: 0 },
+      ],
+    )
+    const folded = viewGraph(secured, false)
+    expect(folded.edges.find((x) => x.source === svc('reviews').id && x.target === svc('ratings').id)?.mtlsShare).toBe(0.2)
+    const versions = viewGraph(secured, true)
+    expect(versions.edges.find((x) => x.target === wl('reviews-v1', 'v1').id)?.mtlsShare).toBe(1)
+    expect(viewGraph(g, true).edges.every((x) => x.mtlsShare === null)).toBe(true)
+  })
+  it('labels an edge with a lock and its share when known', () => {
+    expect(fmtMTLS(1)).toBe('mTLS 100 %')
+    expect(fmtMTLS(0.999)).toBe('mTLS 99 %') // never rounded up to all
+    expect(fmtMTLS(null)).toBeNull()
+    expect(edgeLabel({ ...traffic(100, 1, 45.4, 12.34), mtlsShare: 1 })).toBe('12.3 rps · 99.0 % · p99 45 ms · mTLS 100 %')
+    expect(edgeLabel({ ...traffic(100, 1, 45.4, 12.34), mtlsShare: null })).toBe('12.3 rps · 99.0 % · p99 45 ms')
   })
 })

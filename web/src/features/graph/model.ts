@@ -31,6 +31,25 @@ export interface ViewEdge extends Summary {
   source: string
   target: string
   codes: Record<string, number>
+  /** The share of the destination-reported requests that came over mutual TLS; null when none were reported. */
+  mtlsShare: number | null
+}
+
+/**
+ * combineMTLS is the mutual TLS share of several edges: each part's share weighted by its
+ * requests, over the parts that have one. The server's base is the destination-reported
+ * requests, which a folded edge does not carry, so this is exact when each part's requests
+ * were all reported by their destination, as between sidecars.
+ */
+export function combineMTLS(parts: readonly { requests: number; mtlsShare?: number | null }[]): number | null {
+  let weight = 0
+  let sum = 0
+  for (const p of parts) {
+    if (p.mtlsShare === null || p.mtlsShare === undefined || p.requests <= 0) continue
+    weight += p.requests
+    sum += p.mtlsShare * p.requests
+  }
+  return weight > 0 ? Math.min(sum / weight, 1) : null
 }
 
 export interface GraphView {
@@ -94,7 +113,7 @@ export function viewGraph(g: LiveGraph, versions: boolean): GraphView {
     })
   }
   if (versions) {
-    return { nodes, edges: g.edges.map((e) => ({ ...e, id: edgeId(e), codes: e.codes ?? {} })) }
+    return { nodes, edges: g.edges.map((e) => ({ ...e, id: edgeId(e), codes: e.codes ?? {}, mtlsShare: e.mtlsShare ?? null })) }
   }
   const groups = new Map<string, GraphEdge[]>()
   for (const e of g.edges) {
@@ -111,7 +130,7 @@ export function viewGraph(g: LiveGraph, versions: boolean): GraphView {
     const codes: Record<string, number> = {}
     for (const p of parts) addCodes(codes, p.codes)
     const [source, target] = [fold(parts[0]!.source), fold(parts[0]!.target)]
-    edges.push({ ...(parts.length === 1 ? parts[0]! : combine(parts)), id, source, target, codes })
+    edges.push({ ...(parts.length === 1 ? parts[0]! : combine(parts)), id, source, target, codes, mtlsShare: combineMTLS(parts) })
   }
   return { nodes, edges }
 }
@@ -139,9 +158,17 @@ export const fmtPct = (r: number | null | undefined) => (r === null || r === und
 export const fmtMs = (ms: number | null | undefined) =>
   ms === null || ms === undefined ? '—' : ms >= 1000 ? `${(ms / 1000).toFixed(2)} s` : `${ms >= 10 ? ms.toFixed(0) : ms.toFixed(1)} ms`
 
-/** edgeLabel is an edge's caption: rate, success rate and p99. */
-export function edgeLabel(s: Summary): string {
-  return `${fmtRps(s.rps)} · ${fmtPct(s.successRate)} · p99 ${fmtMs(s.p99)}`
+/** fmtMTLS is a mutual TLS share as the graph shows it: "mTLS 100 %", or null when unknown. */
+export function fmtMTLS(share: number | null | undefined): string | null {
+  if (share === null || share === undefined) return null
+  return `mTLS ${Math.floor(share * 100)} %`
+}
+
+/** edgeLabel is an edge's caption: rate, success rate and p99, and the mutual TLS share when known. */
+export function edgeLabel(s: Summary & { mtlsShare?: number | null }): string {
+  const base = `${fmtRps(s.rps)} · ${fmtPct(s.successRate)} · p99 ${fmtMs(s.p99)}`
+  const mtls = fmtMTLS(s.mtlsShare)
+  return mtls ? `${base} · ${mtls}` : base
 }
 
 /** ServiceHealth is one service's live traffic: what all its callers sent it. */

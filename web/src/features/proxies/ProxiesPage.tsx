@@ -4,9 +4,10 @@ import { Link } from 'react-router'
 import { proxiesQuery, proxiesRefreshMs } from '../../api/queries'
 import type { Proxy } from '../../api/types'
 import { Empty, ErrorState, Loading } from '../../ui/States'
-import { Ago } from '../../ui/Time'
+import { Ago, useNow } from '../../ui/Time'
+import { ago, exact } from '../../ui/time'
 import { usePageTitle } from '../../ui/usePageTitle'
-import { nacksOf, sortProxies, syncState, xdsTypes } from './model'
+import { certExpiry, mtlsPorts, nacksOf, sortProxies, syncState, xdsTypes } from './model'
 
 /** ProxiesPage lists every proxy and whether it has applied the configuration being served. */
 export function ProxiesPage() {
@@ -19,7 +20,7 @@ export function ProxiesPage() {
     const f = filter.trim().toLowerCase()
     if (!f) return all
     return all.filter((p) =>
-      [p.namespace, p.service, p.workload, p.address, p.mode].some((v) => v.toLowerCase().includes(f)),
+      [p.namespace, p.service, p.workload, p.address, p.mode, p.identity ?? ''].some((v) => v.toLowerCase().includes(f)),
     )
   }, [q.data, filter])
 
@@ -68,7 +69,7 @@ export function ProxiesPage() {
             <input
               id="proxy-filter"
               type="search"
-              placeholder="namespace, service, workload or address"
+              placeholder="namespace, service, workload, address or identity"
               value={filter}
               onChange={(e) => setFilter(e.target.value)}
             />
@@ -97,6 +98,9 @@ function ProxyTable({ proxies, revision }: { proxies: Proxy[]; revision: number 
             <th scope="col">Address</th>
             <th scope="col">Connected</th>
             <th scope="col">Application</th>
+            <th scope="col">Identity</th>
+            <th scope="col">mTLS</th>
+            <th scope="col">Certificate</th>
             <th scope="col">Sync</th>
             {xdsTypes.map((t) => (
               <th scope="col" key={t} className="num">
@@ -156,6 +160,13 @@ function ProxyRow({ p, revision }: { p: Proxy; revision: number }) {
           </>
         )}
       </td>
+      <td>{p.identity ? <code className="identity">{p.identity}</code> : <span className="muted">—</span>}</td>
+      <td>
+        <MTLSModes p={p} />
+      </td>
+      <td>
+        <CertificateExpiry p={p} />
+      </td>
       <td>
         {sync === 'in-sync' ? (
           <span className="pill pill-ok">In sync · r{p.syncedRevision}</span>
@@ -186,5 +197,40 @@ function ProxyRow({ p, revision }: { p: Proxy; revision: number }) {
         )}
       </td>
     </tr>
+  )
+}
+
+const modeClass: Record<string, string> = { STRICT: 'pill-ok', PERMISSIVE: 'pill-warn', DISABLE: 'pill-bad' }
+
+/** MTLSModes lists the mTLS mode in effect per inbound port. */
+function MTLSModes({ p }: { p: Proxy }) {
+  const ports = mtlsPorts(p)
+  if (ports.length === 0) {
+    return <span className="muted">{p.mode === 'sidecar' ? 'not enforced' : '—'}</span>
+  }
+  return (
+    <ul className="mtls-modes" aria-label={`mTLS modes of ${p.workload}`}>
+      {ports.map(([port, mode]) => (
+        <li key={port}>
+          <span className="muted">{port}</span> <span className={`pill ${modeClass[mode] ?? ''}`}>{mode}</span>
+        </li>
+      ))}
+    </ul>
+  )
+}
+
+/** CertificateExpiry is when the proxy's identity's certificate expires: red under an hour. */
+function CertificateExpiry({ p }: { p: Proxy }) {
+  const now = useNow()
+  if (!p.certificate) return <span className="muted">—</span>
+  const e = certExpiry(p.certificate.notAfter, now)
+  return (
+    <time
+      dateTime={p.certificate.notAfter}
+      className={e.urgent ? 'error-text cert-urgent' : undefined}
+      title={`Serial ${p.certificate.serial}, expires ${exact(p.certificate.notAfter)}`}
+    >
+      {e.expired ? `expired ${ago(p.certificate.notAfter, now)}` : `expires ${ago(p.certificate.notAfter, now)}`}
+    </time>
   )
 }

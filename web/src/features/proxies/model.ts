@@ -66,3 +66,27 @@ export function summarize(list: ProxyList): MeshSummary {
     problems: list.problems ?? [],
   }
 }
+
+/** A certificate that expires in less than this is shown as urgent. */
+export const certUrgentMs = 60 * 60 * 1000
+
+/** CertExpiry is how soon a certificate expires, as the proxies table shows it. */
+export interface CertExpiry {
+  /** Milliseconds until it expires; negative once it has. */
+  remainingMs: number
+  /** Under certUrgentMs, or expired. */
+  urgent: boolean
+  expired: boolean
+}
+
+/** certExpiry says how soon a certificate that expires at notAfter does, at now. */
+export function certExpiry(notAfter: string, now: number): CertExpiry {
+  const remainingMs = new Date(notAfter).getTime() - now
+  if (Number.isNaN(remainingMs)) return { remainingMs: 0, urgent: true, expired: true }
+  return { remainingMs, urgent: remainingMs < certUrgentMs, expired: remainingMs <= 0 }
+}
+
+/** mtlsPorts lists a proxy's inbound ports with their mTLS mode, by port number. */
+export function mtlsPorts(p: Proxy): [string, string][] {
+  return Object.entries(p.mtls ?? {}).sort(([a], [b]) => Number(a) - Number(b))
+}

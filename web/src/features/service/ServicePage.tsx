@@ -13,6 +13,7 @@ import { Canary } from './Canary'
 import { Charts } from './Charts'
 import { appliesTo, describeRoute } from './routes'
 import { Tap } from './Tap'
+import { identitiesByVersion } from './identity'
 
 /** liveByVersion sums the graph's edges from the service to each of its versions. */
 export function liveByVersion(edges: GraphEdge[], nodes: { id: string; version?: string }[], serviceId: string): Map<string, Summary> {
@@ -48,6 +49,7 @@ export default function ServicePage() {
     for (const p of proxies.data?.proxies ?? []) if (p.namespace === namespace && p.service === name) m.set(`${p.workload}|${p.address}`, p)
     return m
   }, [proxies.data, namespace, name])
+  const identities = useMemo(() => identitiesByVersion(svc.data?.versions ?? [], (w, a) => proxyByAddress.get(`${w}|${a}`)), [svc.data, proxyByAddress])
   const vsName = svc.data?.traffic?.virtualService
   const vsNamespace = routes.find((r) => r.kind === 'VirtualService' && r.metadata.name === vsName)?.metadata.namespace ?? namespace
 
@@ -104,6 +106,12 @@ export default function ServicePage() {
                         {i === 0 ? (
                           <th scope="row" rowSpan={v.endpoints.length}>
                             {v.version || <span className="muted">no version</span>}
+                            {identities.get(v.version)?.map((id) => (
+                              <div key={id} className="identity">
+                                <span className="visually-hidden">identity </span>
+                                <code title="The workload identity (SPIFFE ID) its sidecars authenticate with">{id}</code>
+                              </div>
+                            ))}
                           </th>
                         ) : null}
                         <td>{ep.workload}</td>
