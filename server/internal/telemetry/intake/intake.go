@@ -50,7 +50,9 @@
 package intake
 
 import (
+	"context"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"sync"
@@ -63,6 +65,7 @@ import (
 	"google.golang.org/grpc/status"
 
 	"github.com/sluicemesh/sluice/internal/meta"
+	"github.com/sluicemesh/sluice/server/internal/auth"
 	"github.com/sluicemesh/sluice/server/internal/telemetry"
 )
 
@@ -149,6 +152,9 @@ func (m metricsService) StreamMetrics(stream metricsv3.MetricsService_StreamMetr
 			if node.GetId() == "" {
 				return status.Error(codes.InvalidArgument, "the first StreamMetricsMessage must carry identifier.node.id: the proxy's xDS node id")
 			}
+			if err := checkNode(stream.Context(), node); err != nil {
+				return err
+			}
 			origin = telemetry.Origin{NodeID: node.GetId(), Gateway: metadata(node, meta.KeyMode) == meta.ModeGateway}
 			log = s.log.With("node_id", origin.NodeID)
 			log.Debug("metrics stream opened")
@@ -197,6 +203,9 @@ func (a accessLogService) StreamAccessLogs(stream accesslogv3.AccessLogService_S
 			if n.GetId() == "" {
 				return status.Error(codes.InvalidArgument, "the first StreamAccessLogsMessage must carry identifier.node.id: the proxy's xDS node id")
 			}
+			if err := checkNode(stream.Context(), n); err != nil {
+				return err
+			}
 			node = &nodeInfo{
 				id: n.GetId(), namespace: metadata(n, meta.KeyNamespace), service: metadata(n, meta.KeyService),
 				version: n.GetMetadata().GetFields()[meta.KeyLabels].GetStructValue().GetFields()["version"].GetStringValue(),
@@ -223,4 +232,22 @@ func metadata(n *corev3.Node, key string) string {
 // nodeInfo is what an access-log stream knows of its proxy.
 type nodeInfo struct {
 	id, namespace, service, version string
+}
+
+// checkNode refuses, on the authenticated port, a stream whose node claims another identity
+// than the workload token it came with, as the xDS server does: a token for one workload must
+// not report, or reset the counters of, another. The plaintext port authenticates nobody and
+// checks nothing.
+func checkNode(ctx context.Context, n *corev3.Node) error {
+	w, ok := auth.WorkloadFromContext(ctx)
+	if !ok {
+		return nil
+	}
+	ns, sa := metadata(n, meta.KeyNamespace), metadata(n, meta.KeyServiceAccount)
+	if ns != w.Identity.Namespace || sa != w.Identity.ServiceAccount {
+		return status.Error(codes.PermissionDenied, fmt.Sprintf(
+			"node %s claims namespace %q and service account %q, but its workload token is for namespace %q and service account %q: use a token for the proxy's own identity",
+			n.GetId(), ns, sa, w.Identity.Namespace, w.Identity.ServiceAccount))
+	}
+	return nil
 }

@@ -26,6 +26,7 @@ import (
 	"google.golang.org/protobuf/types/known/wrapperspb"
 
 	"github.com/sluicemesh/sluice/internal/pgtest"
+	"github.com/sluicemesh/sluice/server/internal/auth"
 	"github.com/sluicemesh/sluice/server/internal/store"
 	"github.com/sluicemesh/sluice/server/internal/telemetry"
 	"github.com/sluicemesh/sluice/server/internal/telemetry/intake"
@@ -477,5 +478,72 @@ func TestAccessLogsFeedTheTap(t *testing.T) {
 	want.ResponseFlags = "UF,URX"
 	if untagged != want {
 		t.Errorf("untagged entry\n%+v\nwant\n%+v", untagged, want)
+	}
+}
+
+// identityStream gives a stream the context of a call authenticated as a workload.
+type identityStream struct {
+	grpc.ServerStream
+	ctx context.Context
+}
+
+func (s identityStream) Context() context.Context { return s.ctx }
+
+// On the authenticated port, a workload token for one identity cannot report for a node that
+// claims another, on either stream.
+func TestAuthenticatedStreamsMustBeTheirIdentity(t *testing.T) {
+	agg, err := telemetry.New(telemetry.Options{Store: openStore(t), Log: testLog(t)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	in, err := intake.New(intake.Options{Log: testLog(t), Metrics: agg, Logs: telemetry.NewTap(telemetry.TapOptions{})})
+	if err != nil {
+		t.Fatal(err)
+	}
+	token := auth.AuthenticatedWorkload{Identity: auth.WorkloadIdentity{Namespace: "default", ServiceAccount: "bookinfo-ratings"}, TokenID: "wt-test"}
+	g := grpc.NewServer(grpc.StreamInterceptor(func(srv any, ss grpc.ServerStream, _ *grpc.StreamServerInfo, h grpc.StreamHandler) error {
+		return h(srv, identityStream{ss, auth.WithWorkload(ss.Context(), token)})
+	}))
+	in.Register(g)
+	lis, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	go func() { _ = g.Serve(lis) }()
+	t.Cleanup(g.Stop)
+	conn, err := grpc.NewClient(lis.Addr().String(), grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { conn.Close() })
+	ctx := ctxFor(t)
+
+	node := accessLogNode("sidecar~127.0.0.7~reviews-v2.default") // service account unset: not bookinfo-ratings
+	ms, err := metricsv3.NewMetricsServiceClient(conn).StreamMetrics(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_ = ms.Send(&metricsv3.StreamMetricsMessage{Identifier: &metricsv3.StreamMetricsMessage_Identifier{Node: node}})
+	if _, err := ms.CloseAndRecv(); status.Code(err) != codes.PermissionDenied || !strings.Contains(err.Error(), `workload token is for namespace "default" and service account "bookinfo-ratings"`) {
+		t.Errorf("metrics for another identity: %v, want PermissionDenied naming both", err)
+	}
+	ls, err := accesslogv3.NewAccessLogServiceClient(conn).StreamAccessLogs(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_ = ls.Send(&accesslogv3.StreamAccessLogsMessage{Identifier: &accesslogv3.StreamAccessLogsMessage_Identifier{Node: node, LogName: "sluice"}})
+	if _, err := ls.CloseAndRecv(); status.Code(err) != codes.PermissionDenied {
+		t.Errorf("access logs for another identity: %v, want PermissionDenied", err)
+	}
+
+	// The node of the token's own identity is taken.
+	node.Metadata.Fields["SERVICE_ACCOUNT"] = structpb.NewStringValue("bookinfo-ratings")
+	ms, err = metricsv3.NewMetricsServiceClient(conn).StreamMetrics(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_ = ms.Send(&metricsv3.StreamMetricsMessage{Identifier: &metricsv3.StreamMetricsMessage_Identifier{Node: node}})
+	if _, err := ms.CloseAndRecv(); err != nil {
+		t.Errorf("metrics for its own identity: %v", err)
 	}
 }
