@@ -67,13 +67,17 @@ demo: build ## run the control plane with example workloads and their sidecars
 	$(GO) build -trimpath -o $(BIN)/ ./cmd/sluice-demo ./examples/echo ./examples/bookinfo ./examples/httpbin
 	$(BIN)/sluice-demo --bin $(BIN)
 
-bench: ## run the benchmarks (figures and method in BENCHMARKS.md)
+bench: ## the full benchmark suite, about 30 minutes on 2 cores: data plane against nginx and HAProxy, control plane at 1,000 and 5,000 proxies, telemetry (10–20 min, bench/results.json and BENCHMARKS.md), then the Go benchmarks (bench/*.txt)
 	@mkdir -p bench
+	$(GO) run ./cmd/sluice-bench --out bench --command 'make bench'
 	$(GO) test -run '^$$' -bench . -benchmem -count 3 ./proxy/... | tee bench/proxy.txt
-	$(GO) test -run '^$$' -bench . -benchtime 10000x -count 3 ./e2e/ | tee bench/e2e.txt
+	$(GO) test -run '^$$' -bench BenchmarkRequest -benchtime 10000x -count 3 ./e2e/ | tee bench/e2e.txt
+	$(GO) test -run '^$$' -bench BenchmarkPropagation -benchtime 40x ./e2e/ | tee -a bench/e2e.txt
 
-bench-quick: ## a short run of every benchmark, to check they work
-	$(GO) test -run '^$$' -bench . -benchmem -benchtime 100x ./proxy/... ./e2e/
+bench-quick: ## the same suite in under three minutes, into a temporary directory; fails unless every figure is produced and sane
+	@out=$$(mktemp -d "$${TMPDIR:-/tmp}/sluice-bench-quick-XXXXXX") && \
+	  $(GO) run ./cmd/sluice-bench --quick --out "$$out" --command 'make bench-quick' && \
+	  echo "bench-quick: results in $$out/results.json and $$out/BENCHMARKS.md"
 
 clean: ## remove build output (not the demo's data in .sluice, nor web/node_modules)
 	rm -rf $(BIN)

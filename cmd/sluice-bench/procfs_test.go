@@ -1,0 +1,72 @@
+package main
+
+import (
+	"os"
+	"strings"
+	"testing"
+)
+
+func TestParseStat(t *testing.T) {
+	// A command with spaces and a ')' of its own; utime 1234, stime 56.
+	line := "4242 (nginx: worker (x)) S 4241 4241 4241 0 -1 4194624 100 0 0 0 1234 56 0 0 20 0 1 0 99 1000 200 18446744073709551615"
+	st, err := parseStat(line)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.PPID != 4241 || st.CPUTicks != 1290 {
+		t.Errorf("parseStat = %+v, want ppid 4241 and 1290 ticks", st)
+	}
+	for _, bad := range []string{"", "12 (x S 1", "12 (x) S 1 2 3", "12 (x) S p 1 1 0 -1 0 0 0 0 0 1 2 0"} {
+		if _, err := parseStat(bad); err == nil {
+			t.Errorf("parseStat(%q) succeeded, want an error", bad)
+		}
+	}
+}
+
+func TestParseStatus(t *testing.T) {
+	text := "Name:\tsluice-proxy\nVmPeak:\t 1300000 kB\nVmHWM:\t   35208 kB\nVmRSS:\t   30120 kB\nThreads:\t8\n"
+	m, err := parseStatus(text)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if m.HWMKB != 35208 || m.RSSKB != 30120 {
+		t.Errorf("parseStatus = %+v", m)
+	}
+	if _, err := parseStatus("Name:\tkthreadd\n"); err == nil {
+		t.Error("a status without VmRSS parsed")
+	}
+	if _, err := parseStatus("VmHWM:\t1 MB\nVmRSS:\t1 kB\n"); err == nil || !strings.Contains(err.Error(), "VmHWM") {
+		t.Errorf("a status in MB: error %v, want one naming VmHWM", err)
+	}
+}
+
+// The parsers read this very process from /proc, as they read the proxies.
+func TestMeasureSelf(t *testing.T) {
+	u, err := measure([]int{os.Getpid()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if u.RSSKB <= 0 || u.HWMKB < u.RSSKB || u.CPUSeconds < 0 {
+		t.Errorf("measure(self) = %+v: want RSS > 0, peak ≥ RSS, CPU ≥ 0", u)
+	}
+	if pids := withChildren(os.Getpid()); len(pids) == 0 || pids[0] != os.Getpid() {
+		t.Errorf("withChildren(self) = %v, want self first", pids)
+	}
+}
+
+func TestParseLoadAvgAndCPUModel(t *testing.T) {
+	l, err := parseLoadAvg("5.12 3.40 2.01 3/812 99999\n")
+	if err != nil || l != [3]float64{5.12, 3.40, 2.01} {
+		t.Errorf("parseLoadAvg = %v, %v", l, err)
+	}
+	if _, err := parseLoadAvg("5.12"); err == nil {
+		t.Error("a short loadavg parsed")
+	}
+	info := "processor\t: 0\nvendor_id\t: AuthenticAMD\nmodel name\t: AMD EPYC 7B13\nprocessor\t: 1\nmodel name\t: AMD EPYC 7B13\n"
+	if got := parseCPUModel(info); got != "AMD EPYC 7B13" {
+		t.Errorf("parseCPUModel = %q", got)
+	}
+	if got := parseCPUModel("processor: 0\n"); got != "unknown" {
+		t.Errorf("parseCPUModel without a model = %q", got)
+	}
+}

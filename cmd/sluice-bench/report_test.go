@@ -1,0 +1,250 @@
+package main
+
+import (
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+// samplesFor returns two repetitions of every arm at one rate and connection count, with the
+// latencies given for the arms' first repetition (the second is 0.1 ms slower).
+func samplesFor(rate, conns int, p99 map[string]float64) []sample {
+	var out []sample
+	for rep := range 2 {
+		for _, arm := range arms {
+			l := p99[arm] + float64(rep)*0.1
+			out = append(out, sample{Arm: arm, Rate: rate, Conns: conns,
+				Latency:   Latency{P50: l / 4, P90: l / 2, P99: l, P999: l * 2},
+				ActualRPS: float64(rate), Requests: int64(rate * 10), CPUSeconds: float64(rep+1) * 0.5 * float64(rate) / 1000,
+				RSSKB: 20480, HWMKB: int64(25600 + rep*1024)})
+		}
+	}
+	return out
+}
+
+func TestAggregate(t *testing.T) {
+	p99 := map[string]float64{armDirect: 0.2, armSluice1: 0.6, armSluice2: 1.0, armNginx: 0.4, armHAProxy: 0.3}
+	cells := aggregate(samplesFor(1000, 4, p99), []int{1000}, []int{4})
+	if len(cells) != len(arms) {
+		t.Fatalf("%d cells, want %d", len(cells), len(arms))
+	}
+	for i, arm := range arms {
+		if cells[i].Arm != arm {
+			t.Errorf("cell %d is %s, want %s (table order)", i, cells[i].Arm, arm)
+		}
+	}
+	s := cells[1]
+	// Medians of 0.6 and 0.7; direct's of 0.2 and 0.3.
+	if s.Latency.P99 != 0.65 || s.Added.P99 != 0.4 {
+		t.Errorf("sluice-1hop p99 %v added %v, want 0.65 and 0.4", s.Latency.P99, s.Added.P99)
+	}
+	if s.RatioNginx == nil || *s.RatioNginx != 2 || s.RatioHAProxy == nil || *s.RatioHAProxy != 4 {
+		t.Errorf("ratios %v %v, want 2 and 4", s.RatioNginx, s.RatioHAProxy)
+	}
+	// CPU: 0.5 s and 1 s over 10,000 requests: median 0.075 s per 1,000.
+	if s.CPUSecPer1k != 0.075 || s.VCPUPer1kRPS != s.CPUSecPer1k {
+		t.Errorf("CPU per 1k = %v, vCPU per 1k rps = %v, want 0.075 both", s.CPUSecPer1k, s.VCPUPer1kRPS)
+	}
+	if s.PeakRSSMB != 26 || s.RSSMB != 20 || s.Requests != 20000 {
+		t.Errorf("peak RSS %v, RSS %v, requests %v", s.PeakRSSMB, s.RSSMB, s.Requests)
+	}
+	if cells[0].Added != (Latency{}) || cells[0].RatioNginx != nil {
+		t.Errorf("direct has added figures or ratios: %+v", cells[0])
+	}
+}
+
+func TestAggregateWithoutReferences(t *testing.T) {
+	var only []sample
+	for _, s := range samplesFor(5000, 16, map[string]float64{armDirect: 0.2, armSluice1: 0.5}) {
+		if s.Arm == armDirect || s.Arm == armSluice1 {
+			only = append(only, s)
+		}
+	}
+	cells := aggregate(only, []int{5000}, []int{16})
+	if len(cells) != 2 || cells[1].RatioHAProxy != nil || cells[1].RatioNginx != nil {
+		t.Errorf("cells without references = %+v", cells)
+	}
+}
+
+// fullResults is a complete, sane result set.
+func fullResults() *Results {
+	r := &Results{Date: "2026-11-25T13:00:00Z", Command: "make bench-quick", Mode: "quick",
+		Machine: Machine{NProc: 2, CPUModel: "AMD EPYC", Kernel: "6.1", GoVersion: "go1.26.8", Nginx: "nginx/1.22.1", HAProxy: "2.6.12", Pinned: true,
+			LoadAvgStart: [3]float64{3, 2, 1}, LoadAvgEnd: [3]float64{0.5, 0.4, 0.3}}}
+	p99 := map[string]float64{armDirect: 0.2, armSluice1: 0.6, armSluice2: 1.0, armNginx: 0.4, armHAProxy: 0.3}
+	var samples []sample
+	for _, rate := range []int{1000, 5000} {
+		for _, c := range []int{4, 16} {
+			samples = append(samples, samplesFor(rate, c, p99)...)
+		}
+	}
+	r.DataPlane = DataPlane{Protocol: "HTTP/1.1", Rates: []int{1000, 5000}, Connections: []int{4, 16}, DurationS: 1, WarmupS: 0.3, Repetitions: 2,
+		GRPC: "not run", Cells: aggregate(samples, []int{1000, 5000}, []int{4, 16}),
+		MaxRate: []MaxRate{{Arm: armSluice1, RPS: 20000, P99: 0.9, Conn: 16, ProxyCores: 0.8, RPSPerCore: 25000, Bound: "p99"}}}
+	r.ControlPlane.Runs = []CPRun{{Proxies: 1000, Services: 200, Changes: 3, PropagationP50: 40, PropagationP99: 90, PropagationMax: 90,
+		CPUPerPushMs: 200, BaselineRSSMB: 100, ConnectedRSSMB: 250, RSSPerProxyMB: 0.15, ConnectAllS: 3, ServerReadyS: 1, ResyncAfterRest: 4}}
+	r.Telemetry = Telemetry{Command: "go test", Sidecars: 1000, Intervals: 20, ServerCPUMsPerS: 480, RowsPerS: 2300,
+		LiveStreamLag: "tap", LiveLagEntries: 300, LiveLagP50: 600, LiveLagP99: 1300, LiveLagMax: 1400}
+	r.Profiles = Profiles{Load: "load", CPUFile: "cpu.pprof", HeapFile: "allocs.pprof",
+		TopCPU: []ProfileEntry{{"syscall.Syscall6", 50, 50}}, TopAlloc: []ProfileEntry{{"net/textproto.readMIMEHeader", 13, 13}}}
+	r.Targets = evaluateTargets(r)
+	return r
+}
+
+func TestCheckAcceptsSaneResults(t *testing.T) {
+	if err := check(fullResults()); err != nil {
+		t.Errorf("check(sane results) = %v", err)
+	}
+}
+
+func TestCheckRejects(t *testing.T) {
+	for name, spoil := range map[string]func(*Results){
+		"p50 above p99":          func(r *Results) { r.DataPlane.Cells[1].Latency.P50 = 9 },
+		"no requests":            func(r *Results) { r.DataPlane.Cells[2].Requests = 0 },
+		"negative CPU":           func(r *Results) { r.DataPlane.Cells[1].CPUSecPer1k = -1 },
+		"arm missing":            func(r *Results) { r.DataPlane.Cells = r.DataPlane.Cells[:1] },
+		"no control-plane run":   func(r *Results) { r.ControlPlane.Runs = nil },
+		"propagation unordered":  func(r *Results) { r.ControlPlane.Runs[0].PropagationP50 = 200 },
+		"no telemetry rows":      func(r *Results) { r.Telemetry.RowsPerS = 0 },
+		"no live lag":            func(r *Results) { r.Telemetry.LiveLagEntries = 0 },
+		"no profile":             func(r *Results) { r.Profiles.TopAlloc = nil },
+		"no max rate":            func(r *Results) { r.DataPlane.MaxRate = nil },
+		"many failed requests":   func(r *Results) { r.DataPlane.Cells[3].Errors = r.DataPlane.Cells[3].Requests / 2 },
+		"peak RSS below the RSS": func(r *Results) { r.DataPlane.Cells[1].PeakRSSMB = 1 },
+	} {
+		r := fullResults()
+		spoil(r)
+		if err := check(r); err == nil {
+			t.Errorf("%s: check passed", name)
+		}
+	}
+	// A skipped reference with its reason is not a missing figure.
+	r := fullResults()
+	var kept []Cell
+	for _, c := range r.DataPlane.Cells {
+		if c.Arm != armNginx {
+			kept = append(kept, c)
+		}
+	}
+	r.DataPlane.Cells, r.DataPlane.Skipped = kept, map[string]string{armNginx: "nginx is not installed"}
+	if err := check(r); err != nil {
+		t.Errorf("skipped nginx: %v", err)
+	}
+}
+
+// check never compares a figure with a target: results that miss every target still pass.
+func TestCheckIgnoresTargets(t *testing.T) {
+	r := fullResults()
+	r.ControlPlane.Runs[0].PropagationP99, r.ControlPlane.Runs[0].PropagationMax = 5000, 5000
+	r.ControlPlane.Runs[0].RSSPerProxyMB = 3
+	r.Targets = evaluateTargets(r)
+	if err := check(r); err != nil {
+		t.Errorf("check failed on missed targets: %v", err)
+	}
+}
+
+func TestEvaluateTargets(t *testing.T) {
+	r := fullResults()
+	got := map[string]Target{}
+	for _, tg := range r.Targets {
+		got[tg.Name] = tg
+	}
+	for name, met := range map[string]bool{
+		"added p99 per hop vs HAProxy":   false, // 0.4 ms against 0.1 ms
+		"rps per proxy core":             false, // 25,000
+		"vCPU per 1,000 rps (one hop)":   false, // 0.075
+		"sidecar RSS under load":         false, // 26 MB
+		"propagation p99":                true,  // 90 ms
+		"control-plane memory per proxy": true,  // 0.15 MB
+	} {
+		tg, ok := got[name]
+		if !ok {
+			t.Errorf("target %q not evaluated", name)
+			continue
+		}
+		if tg.Met != met {
+			t.Errorf("%s: met = %v, want %v (%s)", name, tg.Met, met, tg.Measured)
+		}
+		if !tg.Met && tg.Explanation == "" {
+			t.Errorf("%s: not met without an explanation", name)
+		}
+	}
+}
+
+func TestJSONRoundTrip(t *testing.T) {
+	dir := t.TempDir()
+	r := fullResults()
+	if err := writeJSON(dir, r); err != nil {
+		t.Fatal(err)
+	}
+	b, err := os.ReadFile(filepath.Join(dir, "results.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, key := range []string{`"p99_ms"`, `"proxy_vcpu_per_1k_rps"`, `"propagation_p99_ms"`, `"server_rss_per_proxy_mb"`, `"rows_per_s"`, `"load_average_start"`, `"haproxy_version"`} {
+		if !strings.Contains(string(b), key) {
+			t.Errorf("results.json has no %s", key)
+		}
+	}
+	var back Results
+	if err := json.Unmarshal(b, &back); err != nil {
+		t.Fatal(err)
+	}
+	if err := check(&back); err != nil {
+		t.Errorf("decoded results: %v", err)
+	}
+}
+
+func TestReplaceSection(t *testing.T) {
+	doc := "# Benchmarks\n\nIntro.\n\n" + markBegin + "\nold\n" + markEnd + "\n\n## Hand-written\n\nKept.\n"
+	got, err := replaceSection(doc, "new table\n")
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := "# Benchmarks\n\nIntro.\n\n" + markBegin + "\nnew table\n" + markEnd + "\n\n## Hand-written\n\nKept.\n"
+	if got != want {
+		t.Errorf("replaceSection:\n%s\nwant:\n%s", got, want)
+	}
+	// Without markers: inserted before the first section.
+	got, err = replaceSection("# B\n\nIntro.\n\n## Other\n", "gen")
+	if err != nil || got != "# B\n\nIntro.\n\n"+markBegin+"\ngen\n"+markEnd+"\n\n## Other\n" {
+		t.Errorf("no markers: %q, %v", got, err)
+	}
+	if _, err := replaceSection("a "+markEnd+" b "+markBegin, "x"); err == nil {
+		t.Error("markers out of order accepted")
+	}
+}
+
+func TestMarkdownStoppedRun(t *testing.T) {
+	r := fullResults()
+	r.ControlPlane.Runs = append(r.ControlPlane.Runs, CPRun{Proxies: 5000, Services: 200, Changes: 10, Error: "sign in to sluice-server: timeout"})
+	if md := markdown(r); !strings.Contains(md, "The run with 5000 proxies stopped early: sign in to sluice-server: timeout.") {
+		t.Error("markdown does not say why the 5000-proxy run stopped")
+	}
+	if err := check(r); err == nil || !strings.Contains(err.Error(), "5000 proxies") {
+		t.Errorf("check of a stopped run = %v", err)
+	}
+}
+
+func TestMarkdown(t *testing.T) {
+	r := fullResults()
+	r.DataPlane.Skipped = map[string]string{armNginx: "nginx is not installed"}
+	md := markdown(r)
+	for _, want := range []string{
+		"make bench-quick", "go1.26.8", "nginx/1.22.1", "Load average 3.00 / 2.00 / 1.00",
+		"the machine was shared", // load average above 1
+		"| 5000 | 16 | sluice-1hop | 0.16 | 0.33 | 0.65 | 1.30 | +0.10 | +0.40 | +0.80 | 0.075 | 26.0 MB |",
+		"| 5000 | 16 | 2.00 | 4.00 |", "**not met**", "| propagation p99 |",
+		"| 1000 | 200 | 3 | 40 / 90 / 90 ms |", "2300 rows/s", "| 600 / 1300 / 1400 ms |", "`syscall.Syscall6`",
+		"Arm `nginx` skipped: nginx is not installed",
+	} {
+		if !strings.Contains(md, want) {
+			t.Errorf("markdown lacks %q", want)
+		}
+	}
+	if strings.Contains(md, markBegin) || strings.Contains(md, markEnd) {
+		t.Error("the section holds a marker itself")
+	}
+}
