@@ -217,13 +217,19 @@ func start(t *testing.T, bin string, environ []string, args ...string) (*exec.Cm
 	t.Helper()
 	cmd := exec.CommandContext(t.Context(), bin, args...)
 	cmd.Env = append(os.Environ(), environ...)
-	stderr, err := cmd.StderrPipe()
+	// An os.Pipe rather than StderrPipe: Wait closes a StderrPipe as soon as the process
+	// exits, which can drop its last lines ("stopped") before followLog reads them; this
+	// pipe is read to its end whatever Wait does.
+	stderr, w, err := os.Pipe()
 	if err != nil {
 		t.Fatal(err)
 	}
+	t.Cleanup(func() { stderr.Close() })
+	cmd.Stderr = w
 	if err := cmd.Start(); err != nil {
 		t.Fatalf("start: %v", err)
 	}
+	w.Close() // the child holds its own copy; EOF comes when it exits
 	return cmd, followLog(t, stderr)
 }
 
