@@ -372,6 +372,11 @@ func TestRunFollowsConfiguration(t *testing.T) {
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
+	// A run may be read in the instant between its record and the scheduler's first pass,
+	// as scheduled; what matters is that it runs, then finishes, and nothing else.
+	if len(seen) > 0 && seen[0] == store.ExperimentScheduled {
+		seen = seen[1:]
+	}
 	if want := []store.ExperimentState{store.ExperimentRunning, store.ExperimentFinished}; !slices.Equal(seen, want) {
 		t.Fatalf("states seen %v, want %v", seen, want)
 	}
