@@ -27,6 +27,7 @@ import (
 	"os/signal"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -47,7 +48,15 @@ type config struct {
 	logLevel string
 	bin      string
 	render   bool
+	// phases is the set of phases to run (all by default); cpProxies overrides the plan's
+	// simulated proxy counts. Both serve investigations: a partial run never touches the
+	// module's BENCHMARKS.md unless --markdown names it, and is not checked.
+	phases    map[string]bool
+	cpProxies []int
 }
+
+// The phases of a run.
+var allPhases = []string{"dataplane", "controlplane", "telemetry"}
 
 // plan is how long and how much each phase runs.
 type plan struct {
@@ -85,7 +94,18 @@ func main() {
 	flag.BoolVar(&cfg.render, "render", false, "measure nothing: regenerate the Markdown section from --out's results.json")
 	flag.BoolVar(&cfg.keep, "keep", false, "keep the working directory (logs, configurations) after the run")
 	flag.StringVar(&cfg.logLevel, "log-level", "info", "debug, info, warn or error")
+	phases := flag.String("phases", strings.Join(allPhases, ","), "the phases to run, comma-separated; a partial run writes its Markdown into --out unless --markdown is given")
+	cpProxies := flag.String("cp-proxies", "", "simulated proxy counts of the control-plane phase, comma-separated (default 1000,5000; with --quick 200)")
 	flag.Parse()
+	var err error
+	if cfg.phases, err = parsePhases(*phases); err != nil {
+		fmt.Fprintf(os.Stderr, "sluice-bench: --phases: %v\n", err)
+		os.Exit(2)
+	}
+	if cfg.cpProxies, err = parseCounts(*cpProxies); err != nil {
+		fmt.Fprintf(os.Stderr, "sluice-bench: --cp-proxies: %v\n", err)
+		os.Exit(2)
+	}
 	if flag.NArg() > 0 {
 		fmt.Fprintf(os.Stderr, "sluice-bench: unexpected argument %q: it takes only flags (see --help)\n", flag.Arg(0))
 		os.Exit(2)
@@ -112,6 +132,10 @@ func run(ctx context.Context, log *slog.Logger, cfg config) error {
 		return err
 	}
 	p := plans(cfg.quick)
+	if len(cfg.cpProxies) > 0 {
+		p.cpProxies = cfg.cpProxies
+	}
+	partial := len(cfg.phases) < len(allPhases)
 	r := &Results{Date: time.Now().UTC().Format(time.RFC3339), Mode: "full", Command: cfg.command}
 	if cfg.quick {
 		r.Mode = "quick"
@@ -126,7 +150,7 @@ func run(ctx context.Context, log *slog.Logger, cfg config) error {
 	}
 	mdPath := cfg.markdown
 	switch {
-	case mdPath == "" && cfg.quick:
+	case mdPath == "" && (cfg.quick || partial):
 		mdPath = filepath.Join(out, "BENCHMARKS.md")
 	case mdPath == "":
 		mdPath = filepath.Join(root, "BENCHMARKS.md")
@@ -211,10 +235,15 @@ func run(ctx context.Context, log *slog.Logger, cfg config) error {
 		return err
 	}
 
-	if err := runDataPlane(ctx, log, cs, cp, filepath.Join(binDir, "sluice-proxy"), p, profDir, r); err != nil {
-		return fmt.Errorf("data plane: %w", err)
+	if cfg.phases["dataplane"] {
+		if err := runDataPlane(ctx, log, cs, cp, filepath.Join(binDir, "sluice-proxy"), p, profDir, r); err != nil {
+			return fmt.Errorf("data plane: %w", err)
+		}
 	}
 	for _, n := range p.cpProxies {
+		if !cfg.phases["controlplane"] {
+			break
+		}
 		run, err := runControlPlane(ctx, log, cp, n, p.cpChanges)
 		if err != nil {
 			if cfg.quick || ctx.Err() != nil {
@@ -232,8 +261,10 @@ func run(ctx context.Context, log *slog.Logger, cfg config) error {
 		r.ControlPlane.Runs = append(r.ControlPlane.Runs, run)
 	}
 	cp.proc.stop(30 * time.Second)
-	if err := runIntake(ctx, log, root, p.intakeInterval, &r.Telemetry); err != nil {
-		return fmt.Errorf("telemetry: %w", err)
+	if cfg.phases["telemetry"] {
+		if err := runIntake(ctx, log, root, p.intakeInterval, &r.Telemetry); err != nil {
+			return fmt.Errorf("telemetry: %w", err)
+		}
 	}
 
 	r.Targets = evaluateTargets(r)
@@ -245,7 +276,9 @@ func run(ctx context.Context, log *slog.Logger, cfg config) error {
 		return err
 	}
 	log.Info("results written", "json", filepath.Join(out, "results.json"), "markdown", mdPath)
-	if cfg.quick {
+	if cfg.quick && partial {
+		log.Warn("quick mode: a partial run is not checked", "phases", phaseList(cfg))
+	} else if cfg.quick {
 		if err := check(r); err != nil {
 			return fmt.Errorf("quick mode: figures missing or not sane:\n%w", err)
 		}
@@ -319,4 +352,44 @@ func loadAvg() [3]float64 {
 	}
 	l, _ := parseLoadAvg(string(b))
 	return l
+}
+
+// parsePhases reads --phases.
+func parsePhases(v string) (map[string]bool, error) {
+	out := map[string]bool{}
+	for _, p := range strings.Split(v, ",") {
+		p = strings.TrimSpace(p)
+		if !slices.Contains(allPhases, p) {
+			return nil, fmt.Errorf("%q is not a phase: want some of %s", p, strings.Join(allPhases, ", "))
+		}
+		out[p] = true
+	}
+	return out, nil
+}
+
+// parseCounts reads a comma-separated list of positive counts; empty is none.
+func parseCounts(v string) ([]int, error) {
+	if strings.TrimSpace(v) == "" {
+		return nil, nil
+	}
+	var out []int
+	for _, f := range strings.Split(v, ",") {
+		n, err := strconv.Atoi(strings.TrimSpace(f))
+		if err != nil || n <= 0 {
+			return nil, fmt.Errorf("%q is not a positive count", f)
+		}
+		out = append(out, n)
+	}
+	return out, nil
+}
+
+// phaseList names the phases of cfg, in their order.
+func phaseList(cfg config) string {
+	var names []string
+	for _, p := range allPhases {
+		if cfg.phases[p] {
+			names = append(names, p)
+		}
+	}
+	return strings.Join(names, ",")
 }
