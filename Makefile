@@ -67,7 +67,7 @@ demo: build ## run the control plane with example workloads and their sidecars
 	$(GO) build -trimpath -o $(BIN)/ ./cmd/sluice-demo ./examples/echo ./examples/bookinfo ./examples/httpbin
 	$(BIN)/sluice-demo --bin $(BIN)
 
-bench: ## the full benchmark suite, about 30 minutes on 2 cores: data plane against nginx and HAProxy, control plane at 1,000 and 5,000 proxies, telemetry (10–20 min, bench/results.json and BENCHMARKS.md), then the Go benchmarks (bench/*.txt)
+bench: ## the full benchmark suite, about 40 minutes on 2 cores: data plane (HTTP/1.1 and gRPC) against nginx and HAProxy, control plane at 1,000 and 5,000 proxies, telemetry (20–30 min, bench/results.json and BENCHMARKS.md), then the Go benchmarks (bench/*.txt)
 	@mkdir -p bench
 	$(GO) run ./cmd/sluice-bench --out bench --command 'make bench'
 	$(GO) test -run '^$$' -bench . -benchmem -count 3 ./proxy/... | tee bench/proxy.txt

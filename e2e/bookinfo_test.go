@@ -184,18 +184,26 @@ func (m *bookinfoMesh) colors(t *testing.T, c *http.Client, n int) map[string]in
 	return out
 }
 
-// within checks that color's share of counts is want percent, within ±7 points.
+// within checks that color's share of counts is want percent, give or take 4.5 standard
+// deviations of a share drawn from that many requests (so a correct split fails about once in
+// 150,000 runs), and at least 2 points. With 1,000 requests that is ± 7.1 points at 50 % and
+// ± 5.7 at 80 %, close enough to tell the Bookinfo samples' splits apart.
 func within(t *testing.T, what string, counts map[string]int, color string, want float64) {
 	t.Helper()
 	total := 0
 	for _, n := range counts {
 		total += n
 	}
+	p := want / 100
+	tol := max(4.5*100*math.Sqrt(p*(1-p)/float64(total)), 2)
 	got := 100 * float64(counts[color]) / float64(total)
-	if math.Abs(got-want) > 7 {
-		t.Errorf("%s: %q is %.1f%% of %v, want %.0f%% ± 7", what, color, got, counts, want)
+	if math.Abs(got-want) > tol {
+		t.Errorf("%s: %q is %.1f%% of %v, want %.0f%% ± %.1f", what, color, got, counts, want, tol)
 	}
 }
+
+// splitRequests is how many requests a weighted split is judged on.
+const splitRequests = 1000
 
 func status(t *testing.T, c *http.Client, rawURL, host string) int {
 	t.Helper()
@@ -299,7 +307,7 @@ func TestBookinfoConformance(t *testing.T) {
 	} {
 		t.Run(split.file, func(t *testing.T) {
 			cp.apply(t, sample(t, "bookinfo/networking/"+split.file))
-			within(t, split.file, m.colors(t, anon, 300), split.color, split.shares)
+			within(t, split.file, m.colors(t, anon, splitRequests), split.color, split.shares)
 		})
 	}
 
@@ -314,7 +322,7 @@ func TestBookinfoConformance(t *testing.T) {
 		cp.apply(t, sample(t, "bookinfo/networking/virtual-service-reviews-jason-v2-v3.yaml"))
 		rev := cp.setTraffic(t, "reviews", `{"weights":{"v1":70,"v3":30}}`)
 		cp.waitSynced(t, rev)
-		within(t, "slider v1=70 v3=30", m.colors(t, anon, 300), "red", 30)
+		within(t, "slider v1=70 v3=30", m.colors(t, anon, splitRequests), "red", 30)
 		if got := m.colors(t, jason, 30); got["black"] != 30 {
 			t.Errorf("jason after the slider moved: %v, want his black-star rule kept", got)
 		}

@@ -161,7 +161,7 @@ func consoleTraffic(t *testing.T, cp *controlPlane, step func(name, user string,
 	if !step("canary", "alice", shared) {
 		return
 	}
-	within(t, "console slider v1=70 v3=30", m.colors(t, anon, 300), "red", 30)
+	within(t, "console slider v1=70 v3=30", m.colors(t, anon, splitRequests), "red", 30)
 	if got := m.colors(t, jason, 30); got["black"] != 30 {
 		t.Errorf("jason after the console's slider moved: %v, want his black-star rule (written in YAML before) kept", got)
 	}

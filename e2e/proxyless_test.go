@@ -76,7 +76,7 @@ spec:
 	seen := map[string]int{}
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
-	for i := 0; i < 400; i++ {
+	for i := 0; i < splitRequests; i++ {
 		resp, err := client.UnaryCall(ctx, &testpb.SimpleRequest{FillServerId: true}, grpc.WaitForReady(true))
 		if err != nil {
 			var status map[string]any

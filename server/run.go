@@ -24,7 +24,9 @@ import (
 	"golang.org/x/sync/errgroup"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials"
+	"google.golang.org/grpc/experimental"
 	"google.golang.org/grpc/keepalive"
+	"google.golang.org/grpc/mem"
 
 	"github.com/sluicemesh/sluice/internal/pgembed"
 	"github.com/sluicemesh/sluice/internal/version"
@@ -53,6 +55,9 @@ type Config struct {
 	RegistrationGrace time.Duration
 	LogLevel          slog.Level
 	LogFormat         string
+	// DebugAddr, when set, serves Go's profiler (/debug/pprof/) there, unauthenticated: bind
+	// it to loopback.
+	DebugAddr string
 	// AdminPassword is the first admin's password (SLUICE_ADMIN_PASSWORD), used only when the
 	// database has no users yet; empty means generate one and print it once.
 	AdminPassword string
@@ -69,6 +74,18 @@ type Config struct {
 // them (see xds.Features).
 var proxyFeatures = xds.Features{HeaderRewrite: true, RegexRewrite: true, Retries: true, Fault: true, Mirror: true, CORS: true,
 	ConsistentHash: true, ConnectionPool: true, OutlierDetection: true, MTLS: true}
+
+// xdsBufferTiers are the buffer sizes (powers of two, 256 B to 8 MiB) of the gRPC servers'
+// pool. gRPC's default pool jumps from 32 KiB to 1 MiB, so each 40 KiB route table or
+// endpoint list in flight to a proxy held (and zeroed) a 1 MiB buffer: a gigabyte for a
+// thousand proxies. Every power of two wastes at most half a buffer.
+func xdsBufferTiers() []uint8 {
+	var tiers []uint8
+	for e := uint8(8); e <= 23; e++ {
+		tiers = append(tiers, e)
+	}
+	return tiers
+}
 
 // usageError marks bad flags or arguments: main prints it and exits 2.
 type usageError struct{ msg string }
@@ -126,6 +143,7 @@ func parseFlags(name string, args []string, getenv func(string) string, stderr i
 	retention1m := fs.String("telemetry-retention-1m", env("SLUICE_TELEMETRY_RETENTION_1M", "720h"), "how long 1-minute traffic rollups are kept (env SLUICE_TELEMETRY_RETENTION_1M)")
 	level := fs.String("log-level", env("SLUICE_LOG_LEVEL", "info"), "debug, info, warn or error (env SLUICE_LOG_LEVEL)")
 	fs.StringVar(&cfg.LogFormat, "log-format", env("SLUICE_LOG_FORMAT", "text"), "text or json (env SLUICE_LOG_FORMAT)")
+	fs.StringVar(&cfg.DebugAddr, "debug-addr", env("SLUICE_DEBUG_ADDR", ""), "address of Go's profiler (/debug/pprof/), unauthenticated, off when empty; keep it on loopback (env SLUICE_DEBUG_ADDR)")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			fs.SetOutput(stderr)
@@ -147,7 +165,10 @@ func parseFlags(name string, args []string, getenv func(string) string, stderr i
 	}
 
 	// Validate everything before anything starts, and say which setting to change.
-	for _, a := range []struct{ flag, value string }{{"--http-addr", cfg.HTTPAddr}, {"--xds-addr", cfg.XDSAddr}, {"--xds-tls-addr", sec.XDSTLSAddr}} {
+	for _, a := range []struct{ flag, value string }{{"--http-addr", cfg.HTTPAddr}, {"--xds-addr", cfg.XDSAddr}, {"--xds-tls-addr", sec.XDSTLSAddr}, {"--debug-addr", cfg.DebugAddr}} {
+		if a.value == "" && a.flag == "--debug-addr" {
+			continue
+		}
 		if _, _, err := net.SplitHostPort(a.value); err != nil {
 			return nil, &usageError{fmt.Sprintf("%s %q is not HOST:PORT (for example 127.0.0.1:8080)", a.flag, a.value)}
 		}
@@ -247,6 +268,15 @@ func serve(ctx context.Context, cfg *Config, log *slog.Logger, stdout io.Writer)
 			"xds_addr", xdsLn.Addr().String())
 	}
 
+	var debugLn net.Listener
+	if cfg.DebugAddr != "" {
+		if debugLn, err = listen("--debug-addr", cfg.DebugAddr); err != nil {
+			return err
+		}
+		defer debugLn.Close()
+		log.Warn("the profiler is served without authentication", "debug_addr", debugLn.Addr().String())
+	}
+
 	dbURL, stopDB, err := database(ctx, cfg, log)
 	if err != nil {
 		return err
@@ -301,8 +331,13 @@ func serve(ctx context.Context, cfg *Config, log *slog.Logger, stdout io.Writer)
 	if err != nil {
 		return err
 	}
+	pool, err := mem.NewBinaryTieredBufferPool(xdsBufferTiers()...)
+	if err != nil {
+		return err
+	}
 	newGRPCServer := func(opts ...grpc.ServerOption) *grpc.Server {
 		return grpc.NewServer(append([]grpc.ServerOption{
+			experimental.BufferPool(pool),
 			grpc.MaxConcurrentStreams(1 << 20),
 			grpc.KeepaliveParams(keepalive.ServerParameters{Time: 30 * time.Second, Timeout: 10 * time.Second}),
 			grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: 10 * time.Second, PermitWithoutStream: true}),
@@ -389,6 +424,7 @@ func serve(ctx context.Context, cfg *Config, log *slog.Logger, stdout io.Writer)
 	g.Go(func() error { return live.Run(ctx) })
 	g.Go(func() error { return serverCerts.Run(ctx) })
 	g.Go(func() error { return secrets.run(ctx) })
+	g.Go(func() error { return trimMemory(ctx, log.With("component", "memory"), trimInterval) })
 	g.Go(func() error {
 		xdsServing.Store(true)
 		if err := tlsSrv.Serve(tlsLn); err != nil && !errors.Is(err, grpc.ErrServerStopped) {
@@ -410,6 +446,9 @@ func serve(ctx context.Context, cfg *Config, log *slog.Logger, stdout io.Writer)
 		}
 		return nil
 	})
+	if debugLn != nil {
+		g.Go(func() error { return serveDebug(ctx, debugLn) })
+	}
 	g.Go(func() error {
 		<-ctx.Done()
 		xdsServing.Store(false)

@@ -7,39 +7,55 @@ import (
 
 // sample is one measured run of one arm at one rate and connection count.
 type sample struct {
-	Arm         string
-	Rate, Conns int
-	Latency     Latency
-	ActualRPS   float64
-	Requests    int64
-	Errors      int64
+	Arm, Protocol string
+	Rate, Conns   int
+	Latency       Latency
+	ActualRPS     float64
+	Requests      int64
+	Errors        int64
 	// CPUSeconds is the proxy processes' CPU time during the run; RSSKB and HWMKB their
 	// memory after it.
 	CPUSeconds   float64
 	RSSKB, HWMKB int64
+	// LoadCPUSeconds is this driver's CPU time during the run: the load generator's and
+	// the upstreams'. RestCPUSeconds is the CPU time of the benchmark's other processes (the
+	// control plane, PostgreSQL, the proxies not in this arm). MachineCPUSeconds is every
+	// CPU's busy time, so that what none of them took is other work.
+	LoadCPUSeconds    float64
+	RestCPUSeconds    float64
+	MachineCPUSeconds float64
 }
 
 type cellKey struct {
-	arm         string
-	rate, conns int
+	arm, protocol string
+	rate, conns   int
 }
 
-// aggregate turns the repetitions into one Cell per arm, rate and connection count: medians
-// of the repetitions, added figures over the direct arm's medians, and the ratios of one
-// Sluice hop's added p99 to nginx's and HAProxy's. Cells come in the order of rates, conns
-// and arms.
+// aggregate turns the repetitions into one Cell per protocol, arm, rate and connection
+// count: medians of the repetitions, added figures over the same protocol's direct arm's
+// medians, and the ratios of one Sluice hop's added p99 to nginx's and HAProxy's. Cells come
+// in the order of protocols, rates, conns and arms.
 func aggregate(samples []sample, rates, conns []int) []Cell {
 	groups := map[cellKey][]sample{}
 	for _, s := range samples {
-		k := cellKey{s.Arm, s.Rate, s.Conns}
+		k := cellKey{s.Arm, s.Protocol, s.Rate, s.Conns}
 		groups[k] = append(groups[k], s)
 	}
+	var cells []Cell
+	for _, proto := range protocols {
+		cells = append(cells, aggregateProtocol(groups, proto, rates, conns)...)
+	}
+	return cells
+}
+
+// aggregateProtocol is aggregate for one protocol's groups.
+func aggregateProtocol(groups map[cellKey][]sample, proto string, rates, conns []int) []Cell {
 	var cells []Cell
 	for _, rate := range rates {
 		for _, c := range conns {
 			byArm := map[string]*Cell{}
 			for _, arm := range arms {
-				g := groups[cellKey{arm, rate, c}]
+				g := groups[cellKey{arm, proto, rate, c}]
 				if len(g) == 0 {
 					continue
 				}
@@ -109,7 +125,7 @@ func medianCell(g []sample) Cell {
 		hwm = max(hwm, s.HWMKB)
 	}
 	return Cell{
-		Arm: g[0].Arm, Rate: g[0].Rate, Connections: g[0].Conns,
+		Arm: g[0].Arm, Protocol: g[0].Protocol, Rate: g[0].Rate, Connections: g[0].Conns,
 		Latency: roundLatency(Latency{
 			P50:  col(func(s sample) float64 { return s.Latency.P50 }),
 			P90:  col(func(s sample) float64 { return s.Latency.P90 }),
@@ -143,6 +159,9 @@ const (
 	maxRateP99LimitMs  = 1.0
 	saturatedCoreShare = 0.9
 	minMaxRate         = 500
+	// otherWorkCores is how much of the machine's CPU, taken by neither the proxy nor the
+	// load generator during a max-rate run, counts as other work having slowed it.
+	otherWorkCores = 0.3
 )
 
 // evaluateTargets states each target of the issue as met or not, with the figure it reads.
@@ -157,13 +176,13 @@ func evaluateTargets(r *Results) []Target {
 	if worst != nil {
 		var h Cell
 		for _, c := range r.DataPlane.Cells {
-			if c.Arm == armHAProxy && c.Rate == worst.Rate && c.Connections == worst.Connections {
+			if c.Arm == armHAProxy && c.Protocol == worst.Protocol && c.Rate == worst.Rate && c.Connections == worst.Connections {
 				h = c
 			}
 		}
 		t := Target{Name: "added p99 per hop vs HAProxy", Target: "≤ HAProxy's in the same run",
-			Measured: fmt.Sprintf("worst cell %d rps × %d conns: Sluice %+.2f ms, HAProxy %+.2f ms (ratio %.2f)",
-				worst.Rate, worst.Connections, worst.Added.P99, h.Added.P99, *worst.RatioHAProxy),
+			Measured: fmt.Sprintf("worst cell %s %d rps × %d conns: Sluice %+.2f ms, HAProxy %+.2f ms (ratio %.2f)",
+				protocolName(worst.Protocol), worst.Rate, worst.Connections, worst.Added.P99, h.Added.P99, *worst.RatioHAProxy),
 			Met: *worst.RatioHAProxy <= 1}
 		if !t.Met {
 			t.Explanation = "the sidecar's request path is Go's net/http server and client (header maps, request and response objects, goroutine hand-offs and the GC they drive), where HAProxy parses in place on one event loop; the profiles below show where the time goes."
@@ -174,11 +193,12 @@ func evaluateTargets(r *Results) []Target {
 			Measured: "not measured (HAProxy arm skipped)", Explanation: "install haproxy (`apt-get install haproxy`) and re-run"})
 	}
 	for _, m := range r.DataPlane.MaxRate {
-		if m.Arm != armSluice1 {
+		if m.Arm != armSluice1 || m.Protocol != protoHTTP1 {
 			continue
 		}
+		f := m.Throughput
 		t := Target{Name: "rps per proxy core", Target: fmt.Sprintf("≥ %d", targetRPSPerCore),
-			Measured: fmt.Sprintf("%.0f (sustained %.0f rps at %.2f cores, p99 %.2f ms, bound by %s)", m.RPSPerCore, m.RPS, m.ProxyCores, m.P99, m.Bound),
+			Measured: fmt.Sprintf("%.0f (HTTP/1.1: %.0f rps sustained at %.2f proxy cores, p99 %.2f ms; bound by %s)", m.RPSPerCore, f.RPS, f.ProxyCores, f.P99, f.Bound),
 			Met:      m.RPSPerCore >= targetRPSPerCore}
 		if !t.Met {
 			t.Explanation = "CPU per request is the limit (see the CPU s / 1k req column): a read and a write system call per request on each side, and net/http's per-request allocations (see the profiles)."
@@ -186,17 +206,17 @@ func evaluateTargets(r *Results) []Target {
 		ts = append(ts, t)
 	}
 	for _, c := range r.DataPlane.Cells {
-		if c.Arm != armSluice1 || c.Rate != targetLoadRate || c.Connections != targetLoadConns {
+		if c.Arm != armSluice1 || c.Protocol != protoHTTP1 || c.Rate != targetLoadRate || c.Connections != targetLoadConns {
 			continue
 		}
 		t := Target{Name: "vCPU per 1,000 rps (one hop)", Target: fmt.Sprintf("≤ %.2f", targetVCPUPer1k),
-			Measured: fmt.Sprintf("%.3f at %d rps, %d conns", c.VCPUPer1kRPS, c.Rate, c.Connections), Met: c.VCPUPer1kRPS <= targetVCPUPer1k}
+			Measured: fmt.Sprintf("%.3f at %d rps, %d conns (HTTP/1.1)", c.VCPUPer1kRPS, c.Rate, c.Connections), Met: c.VCPUPer1kRPS <= targetVCPUPer1k}
 		if !t.Met {
 			t.Explanation = "same cause as the rate per core: the cost per request of the Go HTTP stack, plus the GC it drives."
 		}
 		ts = append(ts, t)
 		t = Target{Name: "sidecar RSS under load", Target: fmt.Sprintf("≤ %d MB", targetRSSMB),
-			Measured: fmt.Sprintf("%.1f MB peak (VmHWM) at %d rps, %d conns", c.PeakRSSMB, c.Rate, c.Connections), Met: c.PeakRSSMB <= targetRSSMB}
+			Measured: fmt.Sprintf("%.1f MB peak (VmHWM) at %d rps, %d conns (HTTP/1.1)", c.PeakRSSMB, c.Rate, c.Connections), Met: c.PeakRSSMB <= targetRSSMB}
 		if !t.Met {
 			t.Explanation = "a Go binary linking gRPC and the Envoy protos idles near 19 MB (../shared/BENCH-NOTES.md); buffers and goroutines per connection come on top."
 		}
@@ -215,13 +235,13 @@ func evaluateTargets(r *Results) []Target {
 			t.Measured += " (quick mode: fewer proxies than the target names)"
 		}
 		if !t.Met {
-			t.Explanation = "the figure includes the push debounce (10 ms quiet, at most 50 ms), building and sending every proxy's configuration, and the simulator decoding and ACKing on the same 2 cores; which part dominates is not profiled yet (a server CPU profile during the changes is the next step)."
+			t.Explanation = "the server's CPU profile during the changes (bench/profiles/server-cpu-N.pprof) puts most of a push in sending it: a route table copied into each proxy's response and into gRPC's frame buffer, then written to each of N streams; building the push for every proxy is the smaller part. The simulated proxies read and ACK on the other core, which they share with the benchmark driver. The first change of a run adds subsets, so every proxy also gets new clusters and endpoints and asks for the new endpoint names; it is the slowest change, and with 10 changes p99 is the slowest."
 		}
 		ts = append(ts, t)
 		t = Target{Name: "control-plane memory per proxy", Target: fmt.Sprintf("≤ %.1f MB", targetMBPerProxy),
 			Measured: fmt.Sprintf("%.3f MB with %d proxies", cp.RSSPerProxyMB, cp.Proxies), Met: cp.RSSPerProxyMB <= targetMBPerProxy}
 		if !t.Met {
-			t.Explanation = "not yet broken down: per-stream state (the resources last sent, kept to answer ACKs and NACKs), gRPC's per-stream buffers and the registry entry of each proxy are the candidates; a heap profile of the server with N streams connected would tell."
+			t.Explanation = "the heap profile with the proxies connected (bench/profiles/server-heap-N.pprof, taken after a collection) shows the live heap; resident memory above it is goroutine stacks (a few per stream), gRPC's buffers and pages the runtime has not returned yet."
 		}
 		ts = append(ts, t)
 	}

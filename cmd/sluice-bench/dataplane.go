@@ -27,8 +27,12 @@ type upstream struct {
 // startUpstream serves 1 KiB on each of addrs.
 func startUpstream(log *slog.Logger, addrs ...string) (*upstream, error) {
 	u := &upstream{srv: &http.Server{
-		Handler: http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			w.Header().Set("Content-Type", "application/octet-stream")
+			// The address the request arrived on tells a route check which hop delivered it.
+			if a, ok := r.Context().Value(http.LocalAddrContextKey).(net.Addr); ok {
+				w.Header().Set(upstreamAddrHeader, a.String())
+			}
 			_, _ = w.Write(upstreamBody)
 		}),
 		ReadHeaderTimeout: 10 * time.Second,
@@ -59,11 +63,25 @@ func (u *upstream) close() {
 
 // target is where one arm's load goes, and the processes whose cost it measures.
 type target struct {
-	arm  string
-	url  string
-	host string // the Host header, when it is not the URL's
+	arm      string
+	protocol string // protoHTTP1 or protoGRPC
+	url      string // an http:// URL, or host:port for gRPC
+	host     string // the Host header (gRPC: the :authority), when it is not the URL's
+	// via is the upstream address the requests must arrive on: the address of the hop that
+	// delivers them (checkRoute and checkGRPCRoute fail otherwise). Empty skips the check.
+	via  string
 	pids func() []int
+	// rest lists the benchmark's processes (the control plane, PostgreSQL, every proxy);
+	// those not in pids are the rest of the run, whose CPU use is told apart from other
+	// work on the machine. Nil for none.
+	rest func() []int
 }
+
+// name is the arm and its protocol, as logs and the Skipped map name them.
+func (t target) name() string { return armKey(t.protocol, t.arm) }
+
+// armKey names an arm of a protocol: "http1/nginx", "grpc/sluice-1hop".
+func armKey(protocol, arm string) string { return protocol + "/" + arm }
 
 // loadResult is one fortio run's figures.
 type loadResult struct {
@@ -73,10 +91,18 @@ type loadResult struct {
 	Errors    int64
 }
 
-// runLoad sends rate requests per second over conns keep-alive connections for d, open loop
-// (fortio's periodic runner: each connection keeps its own schedule and catches up when
-// late), and returns the latency percentiles.
+// runLoad loads t with its protocol: runHTTPLoad or runGRPCLoad.
 func runLoad(ctx context.Context, t target, rate, conns int, d time.Duration) (loadResult, error) {
+	if t.protocol == protoGRPC {
+		return runGRPCLoad(ctx, t, rate, conns, d)
+	}
+	return runHTTPLoad(ctx, t, rate, conns, d)
+}
+
+// runHTTPLoad sends rate requests per second over conns keep-alive connections for d, open
+// loop (fortio's periodic runner: each connection keeps its own schedule and catches up when
+// late), and returns the latency percentiles.
+func runHTTPLoad(ctx context.Context, t target, rate, conns int, d time.Duration) (loadResult, error) {
 	o := fhttp.HTTPRunnerOptions{}
 	o.RunnerOptions = periodic.RunnerOptions{
 		QPS:         float64(rate),
@@ -127,9 +153,32 @@ func runLoad(ctx context.Context, t target, rate, conns int, d time.Duration) (l
 
 // measured runs runLoad and the proxy processes' CPU and memory around it.
 func measured(ctx context.Context, t target, rate, conns int, d time.Duration) (sample, error) {
-	s := sample{Arm: t.arm, Rate: rate, Conns: conns}
+	s := sample{Arm: t.arm, Protocol: t.protocol, Rate: rate, Conns: conns}
 	pids := t.pids()
 	before, err := measure(pids)
+	if err != nil {
+		return s, err
+	}
+	// This process is the load generator and the upstreams (and nothing else busy while a
+	// load runs): its CPU use tells whether their core was the limit.
+	selfBefore, err := measure([]int{os.Getpid()})
+	if err != nil {
+		return s, err
+	}
+	var restPids []int
+	if t.rest != nil {
+		in := map[int]bool{}
+		for _, p := range pids {
+			in[p] = true
+		}
+		for _, p := range t.rest() {
+			if !in[p] {
+				restPids = append(restPids, p)
+			}
+		}
+	}
+	restBefore := cpuSeconds(restPids)
+	busyBefore, err := readCPUBusy()
 	if err != nil {
 		return s, err
 	}
@@ -141,8 +190,19 @@ func measured(ctx context.Context, t target, rate, conns int, d time.Duration) (
 	if err != nil {
 		return s, err
 	}
+	selfAfter, err := measure([]int{os.Getpid()})
+	if err != nil {
+		return s, err
+	}
+	busyAfter, err := readCPUBusy()
+	if err != nil {
+		return s, err
+	}
+	s.RestCPUSeconds = cpuSecondsSince(restBefore, cpuSeconds(restPids))
 	s.Latency, s.ActualRPS, s.Requests, s.Errors = r.Latency, r.ActualRPS, r.Requests, r.Errors
 	s.CPUSeconds = after.CPUSeconds - before.CPUSeconds
+	s.LoadCPUSeconds = selfAfter.CPUSeconds - selfBefore.CPUSeconds
+	s.MachineCPUSeconds = busyAfter - busyBefore
 	s.RSSKB, s.HWMKB = after.RSSKB, after.HWMKB
 	return s, nil
 }
@@ -166,7 +226,7 @@ func matrix(ctx context.Context, log *slog.Logger, targets []target, rates, conn
 					if err != nil {
 						return nil, err
 					}
-					log.Info("measured", "rep", rep+1, "arm", t.arm, "rps", rate, "conns", c,
+					log.Info("measured", "rep", rep+1, "arm", t.name(), "rps", rate, "conns", c,
 						"p50_ms", round(s.Latency.P50, 3), "p99_ms", round(s.Latency.P99, 3), "cpu_s", round(s.CPUSeconds, 2), "errors", s.Errors)
 					out = append(out, s)
 				}
@@ -176,89 +236,188 @@ func matrix(ctx context.Context, log *slog.Logger, targets []target, rates, conn
 	return out, nil
 }
 
-// maxRate finds the highest rate t sustains over conns connections with p99 under 1 ms and
-// no errors: from start, rates grow by half until one fails or limit is reached (or halve
-// while even start fails, down to minMaxRate), then a bisection of steps rounds narrows the
-// gap. RPS is 0 when no rate tried passed. RPSPerCore comes from the busiest run tried: its
-// rate over the proxy's CPU use.
-func maxRate(ctx context.Context, log *slog.Logger, t target, conns, start, limit, steps int, d time.Duration) (MaxRate, error) {
+// maxRate measures how fast t goes over conns connections, by two criteria, from one search
+// whose runs serve both:
+//
+//   - throughput: the highest rate sustained (actual ≥ 97 % of the rate asked, no errors),
+//     whatever the p99. Rates grow by p.maxRateGrowth from p.maxRateStart until one fails or
+//     p.maxRateLimit passes (or halve while even the start fails, down to minMaxRate), then
+//     p.maxRateSteps rounds of bisection narrow the gap. RPSPerCore comes from this run: the
+//     one where the proxy was busiest while still keeping up.
+//   - low latency: the highest rate sustained with p99 under 1 ms, searched the same way
+//     over the same runs (a rate already run is not run again).
+//
+// Each figure's Bound says what stopped it, from the CPU use of the proxy and of this
+// process (the load generator and the upstreams) at the first rate that failed, and for the
+// latency criterion from directP99: the direct arm's p99 at that rate.
+//
+// run measures t at a rate over conns connections for p.maxRateDur (measured, in a real run).
+func maxRate(log *slog.Logger, t target, conns int, p plan, run func(rate int) (sample, error), directP99 func(rate int) (float64, error)) (MaxRate, error) {
 	type try struct {
-		ok    bool
-		s     sample
-		cores float64
+		s                     sample
+		proxyCores, loadCores float64
+		// restCores is the rest of the benchmark's processes; otherCores the machine's busy
+		// time that was none of theirs: other work.
+		restCores, otherCores float64
 	}
-	var busiest try
-	run := func(rate int) (try, error) {
-		s, err := measured(ctx, t, rate, conns, d)
+	tries := map[int]try{}
+	get := func(rate int) (try, error) {
+		if tr, ok := tries[rate]; ok {
+			return tr, nil
+		}
+		s, err := run(rate)
 		if err != nil {
 			return try{}, err
 		}
-		cores := s.CPUSeconds / d.Seconds()
-		ok := s.Errors == 0 && s.Latency.P99 < maxRateP99LimitMs && s.ActualRPS >= 0.97*float64(rate)
-		log.Info("max-rate step", "arm", t.arm, "rps", rate, "actual", round(s.ActualRPS, 0), "p99_ms", round(s.Latency.P99, 3),
-			"proxy_cores", round(cores, 2), "ok", ok)
-		tr := try{ok, s, cores}
-		if s.ActualRPS > busiest.s.ActualRPS && cores > 0 {
-			busiest = tr
-		}
+		secs := p.maxRateDur.Seconds()
+		tr := try{s, s.CPUSeconds / secs, s.LoadCPUSeconds / secs, s.RestCPUSeconds / secs,
+			max(s.MachineCPUSeconds-s.CPUSeconds-s.LoadCPUSeconds-s.RestCPUSeconds, 0) / secs}
+		log.Info("max-rate step", "arm", t.name(), "rps", rate, "actual", round(s.ActualRPS, 0), "errors", s.Errors,
+			"p99_ms", round(s.Latency.P99, 3), "proxy_cores", round(tr.proxyCores, 2), "load_cores", round(tr.loadCores, 2),
+			"rest_cores", round(tr.restCores, 2), "other_cores", round(tr.otherCores, 2))
+		tries[rate] = tr
 		return tr, nil
 	}
-	var good, bad try
-	goodRate, badRate := 0, 0
-	for rate := start; ; {
-		tr, err := run(rate)
-		if err != nil {
-			return MaxRate{}, err
-		}
-		if tr.ok {
-			good, goodRate = tr, rate
-			if rate >= limit || badRate != 0 {
-				break
-			}
-			rate = min(rate*3/2, limit)
-			continue
-		}
-		bad, badRate = tr, rate
-		if goodRate != 0 || rate/2 < minMaxRate {
-			break
-		}
-		rate /= 2
-	}
-	if badRate != 0 && goodRate != 0 {
-		for range steps {
-			mid := (goodRate + badRate) / 2
-			if badRate-goodRate < goodRate/20 {
-				break
-			}
-			tr, err := run(mid)
+	sustained := func(tr try) bool { return tr.s.Errors == 0 && tr.s.ActualRPS >= 0.97*float64(tr.s.Rate) }
+	lowLatency := func(tr try) bool { return sustained(tr) && tr.s.Latency.P99 < maxRateP99LimitMs }
+	// bracket returns the highest rate found to pass and the lowest found to fail above it
+	// (0 for none).
+	bracket := func(pass func(try) bool) (good, bad int, err error) {
+		for rate := p.maxRateStart; ; {
+			tr, err := get(rate)
 			if err != nil {
-				return MaxRate{}, err
+				return 0, 0, err
 			}
-			if tr.ok {
-				good, goodRate = tr, mid
+			if pass(tr) {
+				good = rate
+				if rate >= p.maxRateLimit || bad != 0 {
+					break
+				}
+				rate = min(int(float64(rate)*p.maxRateGrowth), p.maxRateLimit)
+				continue
+			}
+			bad = rate
+			if good != 0 || rate/2 < minMaxRate {
+				break
+			}
+			rate /= 2
+		}
+		for range p.maxRateSteps {
+			if good == 0 || bad == 0 || bad-good < good/20 {
+				break
+			}
+			mid := (good + bad) / 2
+			tr, err := get(mid)
+			if err != nil {
+				return 0, 0, err
+			}
+			if pass(tr) {
+				good = mid
 			} else {
-				bad, badRate = tr, mid
+				bad = mid
 			}
 		}
+		return good, bad, nil
 	}
-	m := MaxRate{Arm: t.arm, Conn: conns, ProxyCores: round(busiest.cores, 3)}
-	if busiest.cores > 0 {
-		m.RPSPerCore = round(busiest.s.ActualRPS/busiest.cores, 0)
+	figure := func(tr try, ok bool) RateFigure {
+		f := RateFigure{AskedRPS: tr.s.Rate, P99: round(tr.s.Latency.P99, 3), ProxyCores: round(tr.proxyCores, 3), LoadCores: round(tr.loadCores, 3),
+			RestCores: round(tr.restCores, 3), OtherCores: round(tr.otherCores, 3)}
+		if ok {
+			f.RPS = round(tr.s.ActualRPS, 0)
+		}
+		return f
 	}
-	if goodRate != 0 {
-		m.RPS, m.P99 = round(good.s.ActualRPS, 0), round(good.s.Latency.P99, 3)
-	} else {
-		m.P99 = round(bad.s.Latency.P99, 3)
+	// limitedBy says which core, if either, was full when rate was not sustained.
+	limitedBy := func(tr try) string {
+		s := tr.s
+		got := fmt.Sprintf("%d rps asked gave %.0f (%d errors)", s.Rate, s.ActualRPS, s.Errors)
+		switch {
+		case tr.proxyCores >= saturatedCoreShare:
+			return fmt.Sprintf("the proxy's core: %s with the proxy at %.2f cores", got, tr.proxyCores)
+		case tr.loadCores >= saturatedCoreShare:
+			return fmt.Sprintf("the load generator and upstream's core: %s with them at %.2f cores and the proxy at %.2f", got, tr.loadCores, tr.proxyCores)
+		case s.Errors > 0:
+			return fmt.Sprintf("errors: %s, the proxy at %.2f cores", got, tr.proxyCores)
+		case tr.restCores >= otherWorkCores:
+			return fmt.Sprintf("the benchmark's other processes (control plane, PostgreSQL, the other proxies): %s with the proxy at %.2f cores, the load generator and upstream at %.2f, and those at %.2f",
+				got, tr.proxyCores, tr.loadCores, tr.restCores)
+		case tr.otherCores >= otherWorkCores:
+			return fmt.Sprintf("other work on the machine: %s with the proxy at %.2f cores, the load generator and upstream at %.2f, and %.2f cores taken by processes that are not the benchmark's",
+				got, tr.proxyCores, tr.loadCores, tr.otherCores)
+		default:
+			// Each connection carries one request at a time, so the rate cannot pass
+			// connections over the mean latency, whoever's core is idle.
+			return fmt.Sprintf("latency, with neither core full: %s with the proxy at %.2f cores and the load generator and upstream at %.2f (%d connections, one request in flight on each)",
+				got, tr.proxyCores, tr.loadCores, s.Conns)
+		}
+	}
+
+	m := MaxRate{Arm: t.arm, Protocol: t.protocol, Conn: conns}
+	good, bad, err := bracket(sustained)
+	if err != nil {
+		return m, err
 	}
 	switch {
-	case goodRate == 0:
-		m.Bound = fmt.Sprintf("p99 over 1 ms even at %d rps (a busy machine)", badRate)
-	case good.cores >= saturatedCoreShare || bad.cores >= saturatedCoreShare:
-		m.Bound = "proxy core"
-	case badRate != 0:
-		m.Bound = "p99 over 1 ms before the proxy's core was full (the load generator and upstream share the other core)"
+	case good == 0:
+		m.Throughput = figure(tries[bad], false)
+		m.Throughput.Bound = "not sustained even at the lowest rate tried: " + limitedBy(tries[bad])
+		if c := tries[bad].proxyCores; c > 0 {
+			m.RPSPerCore = round(tries[bad].s.ActualRPS/c, 0)
+		}
 	default:
-		m.Bound = "search limit"
+		g := tries[good]
+		m.Throughput = figure(g, true)
+		if bad == 0 {
+			m.Throughput.Bound = fmt.Sprintf("the search's limit (%d rps), with the proxy at %.2f cores", p.maxRateLimit, g.proxyCores)
+		} else {
+			m.Throughput.Bound = limitedBy(tries[bad])
+		}
+		if g.proxyCores > 0 {
+			m.RPSPerCore = round(g.s.ActualRPS/g.proxyCores, 0)
+		}
+	}
+
+	good, bad, err = bracket(lowLatency)
+	if err != nil {
+		return m, err
+	}
+	switch {
+	case bad == 0:
+		m.LowLatency = figure(tries[good], true)
+		m.LowLatency.Bound = fmt.Sprintf("the search's limit (%d rps)", p.maxRateLimit)
+	case !sustained(tries[bad]):
+		if good == 0 {
+			m.LowLatency = figure(tries[bad], false)
+		} else {
+			m.LowLatency = figure(tries[good], true)
+		}
+		m.LowLatency.Bound = "throughput, not p99: " + limitedBy(tries[bad])
+	default:
+		b := tries[bad]
+		d, err := directP99(bad)
+		if err != nil {
+			return m, err
+		}
+		var why string
+		switch {
+		case b.proxyCores >= saturatedCoreShare:
+			why = fmt.Sprintf("the proxy's core: p99 %.2f ms at %d rps with the proxy at %.2f cores", b.s.Latency.P99, bad, b.proxyCores)
+		case d >= maxRateP99LimitMs:
+			why = fmt.Sprintf("the machine: direct's p99 too was over 1 ms at %d rps (%.2f ms), so no proxy could pass there (this one's %.2f ms at %.2f cores; load generator and upstream at %.2f cores, other work at %.2f)",
+				bad, d, b.s.Latency.P99, b.proxyCores, b.loadCores, b.otherCores)
+		case b.otherCores+b.restCores >= otherWorkCores:
+			why = fmt.Sprintf("the proxy's tail or the machine's, which this run cannot tell apart: p99 %.2f ms at %d rps with the proxy at %.2f cores, where direct's was %.2f ms, while other processes took %.2f cores",
+				b.s.Latency.P99, bad, b.proxyCores, d, b.otherCores+b.restCores)
+		default:
+			why = fmt.Sprintf("the proxy's own tail: p99 %.2f ms at %d rps with the proxy at %.2f cores, where direct's was %.2f ms and no other process was busy", b.s.Latency.P99, bad, b.proxyCores, d)
+		}
+		if good == 0 {
+			m.LowLatency = figure(b, false)
+			m.LowLatency.Bound = fmt.Sprintf("p99 over 1 ms even at %d rps, the lowest rate tried; %s", bad, why)
+		} else {
+			m.LowLatency = figure(tries[good], true)
+			m.LowLatency.Bound = why
+		}
 	}
 	return m, nil
 }
@@ -293,7 +452,8 @@ func fetch(ctx context.Context, url, path string) error {
 	return nil
 }
 
-// checkRoute fails unless one request to t answers 200 with the upstream's 1 KiB.
+// checkRoute fails unless one request to t answers 200 with the upstream's 1 KiB, from the
+// address t.via names: the hop that must have delivered it.
 func checkRoute(t target) error {
 	req, err := http.NewRequest(http.MethodGet, t.url, nil)
 	if err != nil {
@@ -310,6 +470,9 @@ func checkRoute(t target) error {
 	b, _ := io.ReadAll(resp.Body)
 	if resp.StatusCode != http.StatusOK || len(b) != len(upstreamBody) {
 		return fmt.Errorf("%s: %d, %d bytes: %.200s", t.arm, resp.StatusCode, len(b), b)
+	}
+	if got := resp.Header.Get(upstreamAddrHeader); t.via != "" && got != t.via {
+		return fmt.Errorf("%s: the request reached the upstream on %q, want %s", t.arm, got, t.via)
 	}
 	return nil
 }

@@ -3,6 +3,7 @@ package main
 import (
 	"fmt"
 	"math"
+	"slices"
 	"strings"
 )
 
@@ -84,47 +85,78 @@ func markdown(r *Results) string {
 
 	d := r.DataPlane
 	w("### Data plane\n\n")
-	w("Open-loop constant rate (fortio's `periodic` and `fhttp` packages, histogram resolution 10 µs), %s, "+
-		"a Go upstream answering 1 KiB, all on loopback. Each cell is the median of %d interleaved repetitions "+
-		"of %g s after %g s of warm-up. Arms: `direct` to the upstream; `sluice-1hop` through one sidecar's "+
-		"outbound listener to the upstream (a ServiceEntry); `sluice-2hop` through the caller's sidecar and the "+
-		"callee's sidecar (the mesh path); `nginx` and `haproxy`, one hop each, keep-alive to the upstream, "+
-		"access logs off, one worker. *Added* is over `direct` in the same run. CPU is the proxy processes' "+
-		"utime+stime from /proc (both sidecars for `sluice-2hop`, master and worker for nginx); CPU seconds per "+
-		"1,000 requests equals vCPU per 1,000 rps. Peak RSS is VmHWM (summed likewise).\n\n",
-		d.Protocol, d.Repetitions, d.DurationS, d.WarmupS)
-	if d.GRPC != "" {
-		w("gRPC (h2c): %s\n\n", d.GRPC)
+	w("Open-loop constant rate (fortio's `periodic`, `fhttp` and `fgrpc` packages, histogram resolution 10 µs), " +
+		"a Go upstream answering 1 KiB, all on loopback, in two protocols:\n\n")
+	for _, p := range protocols {
+		if what := d.Protocols[p]; what != "" {
+			w("- %s: %s.\n", protocolName(p), what)
+		}
 	}
-	for arm, why := range d.Skipped {
-		w("Arm `%s` skipped: %s\n\n", arm, why)
+	w("\nEach cell is the median of %d repetitions of %g s after %g s of warm-up; the arms of both protocols "+
+		"are interleaved in every repetition. Arms: `direct` to the upstream; `sluice-1hop` through one sidecar's "+
+		"outbound listener to the upstream (a ServiceEntry, its gRPC port declared `protocol: GRPC`); `sluice-2hop` "+
+		"through the caller's sidecar and the callee's sidecar (the mesh path); `nginx` and `haproxy`, one hop each, "+
+		"keep-alive to the upstream, access logs off, one worker (for gRPC: nginx's `grpc_pass` behind an `http2` "+
+		"listener, HAProxy's `proto h2` on the bind and the server). Before the load, one request of each arm is "+
+		"checked to reach the upstream on the address of its last hop. *Added* is over `direct` of the same protocol "+
+		"in the same run. CPU is the proxy processes' utime+stime from /proc (both sidecars for `sluice-2hop`, master "+
+		"and worker for nginx); CPU seconds per 1,000 requests equals vCPU per 1,000 rps. Peak RSS is VmHWM (summed "+
+		"likewise).\n\n",
+		d.Repetitions, d.DurationS, d.WarmupS)
+	for _, k := range sortedKeys(d.Skipped) {
+		w("Arm `%s` skipped: %s\n\n", k, d.Skipped[k])
 	}
-	w("| rps | conns | arm | p50 | p90 | p99 | p99.9 | added p50 | added p99 | added p99.9 | CPU s / 1k req | peak RSS |\n")
+	for _, p := range protocols {
+		w("#### %s\n\n", protocolName(p))
+		w("| rps | conns | arm | p50 | p90 | p99 | p99.9 | added p50 | added p99 | added p99.9 | CPU s / 1k req | peak RSS |\n")
+		w("|---|---|---|---|---|---|---|---|---|---|---|---|\n")
+		for _, c := range d.Cells {
+			if c.Protocol != p {
+				continue
+			}
+			l, a := c.Latency, c.Added
+			cpu, rss := "—", "—"
+			addP50, addP99, addP999 := "—", "—", "—"
+			if c.Arm != armDirect {
+				cpu = fmt.Sprintf("%.3f", c.CPUSecPer1k)
+				rss = fmt.Sprintf("%.1f MB", c.PeakRSSMB)
+				addP50, addP99, addP999 = addMs(a.P50), addMs(a.P99), addMs(a.P999)
+			}
+			w("| %d | %d | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s |\n", c.Rate, c.Connections, c.Arm,
+				ms(l.P50), ms(l.P90), ms(l.P99), ms(l.P999), addP50, addP99, addP999, cpu, rss)
+		}
+		w("\nLatencies in ms.\n\n")
+		w("Added p99 of one Sluice hop over nginx's and HAProxy's, %s (below 1 is better than the reference):\n\n", protocolName(p))
+		w("| rps | conns | Sluice / nginx | Sluice / HAProxy |\n|---|---|---|---|\n")
+		for _, c := range d.Cells {
+			if c.Arm == armSluice1 && c.Protocol == p {
+				w("| %d | %d | %s | %s |\n", c.Rate, c.Connections, ratio(c.RatioNginx), ratio(c.RatioHAProxy))
+			}
+		}
+		w("\n")
+	}
+
+	w("#### Highest rates\n\n")
+	w("One search per arm over %d connections, rates growing from the first until one fails, then bisected; each run "+
+		"is judged by two criteria, and each figure says what bound it:\n\n", firstConn(d.MaxRate))
+	w("- *throughput*: the highest rate sustained, whatever its p99: actual at least 97 %% of the rate asked and no errors. " +
+		"*rps per proxy core* is its rate over the proxy's CPU use in that run, the busiest the proxy was while keeping up.\n")
+	w("- *p99 < 1 ms*: the highest rate sustained with p99 under 1 ms (0 when none tried was; the row then shows the lowest rate tried).\n\n")
+	w("The proxy runs on one core, the load generator and the upstreams on the other. Their CPU use at the first rate that " +
+		"failed, that of the benchmark's other processes (*rest of run*: the control plane, PostgreSQL, the proxies of other " +
+		"arms), the machine's busy time that was none of these (*other work*: processes that are not the benchmark's), and " +
+		"the direct arm's p99 at that rate tell what bound the search. The CPU figures of a row are from that row's own run.\n\n")
+	w("| protocol | arm | criterion | asked | sustained rps | p99 | proxy CPU | load generator CPU | rest of run | other work | rps per proxy core | bound by |\n")
 	w("|---|---|---|---|---|---|---|---|---|---|---|---|\n")
-	for _, c := range d.Cells {
-		l, a := c.Latency, c.Added
-		cpu, rss := "—", "—"
-		addP50, addP99, addP999 := "—", "—", "—"
-		if c.Arm != armDirect {
-			cpu = fmt.Sprintf("%.3f", c.CPUSecPer1k)
-			rss = fmt.Sprintf("%.1f MB", c.PeakRSSMB)
-			addP50, addP99, addP999 = addMs(a.P50), addMs(a.P99), addMs(a.P999)
-		}
-		w("| %d | %d | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s |\n", c.Rate, c.Connections, c.Arm,
-			ms(l.P50), ms(l.P90), ms(l.P99), ms(l.P999), addP50, addP99, addP999, cpu, rss)
-	}
-	w("\nLatencies in ms.\n\n")
-	w("Added p99 of one Sluice hop over nginx's and HAProxy's (below 1 is better than the reference):\n\n")
-	w("| rps | conns | Sluice / nginx | Sluice / HAProxy |\n|---|---|---|---|\n")
-	for _, c := range d.Cells {
-		if c.Arm == armSluice1 {
-			w("| %d | %d | %s | %s |\n", c.Rate, c.Connections, ratio(c.RatioNginx), ratio(c.RatioHAProxy))
-		}
-	}
-	w("\nHighest rate with p99 under 1 ms (%d connections); *rps per proxy core* is the busiest rate tried over the proxy's CPU use at it:\n\n", firstConn(d.MaxRate))
-	w("| arm | rps | p99 | proxy CPU | rps per proxy core | bound by |\n|---|---|---|---|---|---|\n")
 	for _, mr := range d.MaxRate {
-		w("| %s | %.0f | %s ms | %.2f cores | %.0f | %s |\n", mr.Arm, mr.RPS, ms(mr.P99), mr.ProxyCores, mr.RPSPerCore, mr.Bound)
+		for i, f := range []RateFigure{mr.Throughput, mr.LowLatency} {
+			crit, perCore := "throughput", fmt.Sprintf("%.0f", mr.RPSPerCore)
+			if i == 1 {
+				crit, perCore = "p99 < 1 ms", "—"
+			}
+			w("| %s | %s | %s | %d | %.0f | %s ms | %.2f cores | %.2f cores | %.2f cores | %.2f cores | %s | %s |\n", protocolName(mr.Protocol), mr.Arm, crit,
+				f.AskedRPS, f.RPS, ms(f.P99), f.ProxyCores, f.LoadCores, f.RestCores, f.OtherCores, perCore, f.Bound)
+		}
 	}
 	w("\n")
 
@@ -134,18 +166,21 @@ func markdown(r *Results) string {
 		"hold) and ACKs every response, against a real sluice-server with PostgreSQL. Propagation is " +
 		"from a weight change's commit (`PUT /api/v1/namespaces/default/services/{name}/traffic`) to " +
 		"the last proxy's ACK, both stamped by the server. CPU per push includes the API calls that " +
-		"make the change and poll for the ACKs. RSS per proxy is (RSS connected − RSS idle) / N. " +
+		"make the change and poll for the ACKs. RSS idle and connected are read once memory has settled " +
+		"(20 s after the server starts or the last proxy syncs, in which the server returns the pages a " +
+		"push storm freed); RSS per proxy is (RSS connected − RSS idle) / N; peak is the server's VmHWM " +
+		"by then, the connect storm's in-flight configuration included. " +
 		"Resync is from the restarted server's exec to every stream holding an ACKed LDS, CDS, RDS and EDS.\n\n")
-	w("| proxies | services | changes | propagation p50 / p99 / max | server CPU per push | server RSS idle → connected | RSS per proxy | connect all | ready after restart | resync after restart |\n")
+	w("| proxies | services | changes | propagation p50 / p99 / max | server CPU per push | server RSS idle → connected (peak) | RSS per proxy | connect all | ready after restart | resync after restart |\n")
 	w("|---|---|---|---|---|---|---|---|---|---|\n")
 	var stopped []CPRun
 	for _, c := range r.ControlPlane.Runs {
 		if c.Error != "" {
 			stopped = append(stopped, c)
 		}
-		w("| %d | %d | %d | %.0f / %.0f / %.0f ms | %.0f ms | %.0f → %.0f MB | %.3f MB | %.1f s | %.1f s | %.1f s |\n",
+		w("| %d | %d | %d | %.0f / %.0f / %.0f ms | %.0f ms | %.0f → %.0f MB (%.0f MB) | %.3f MB | %.1f s | %.1f s | %.1f s |\n",
 			c.Proxies, c.Services, c.Changes, c.PropagationP50, c.PropagationP99, c.PropagationMax, c.CPUPerPushMs,
-			c.BaselineRSSMB, c.ConnectedRSSMB, c.RSSPerProxyMB, c.ConnectAllS, c.ServerReadyS, c.ResyncAfterRest)
+			c.BaselineRSSMB, c.ConnectedRSSMB, c.PeakRSSMB, c.RSSPerProxyMB, c.ConnectAllS, c.ServerReadyS, c.ResyncAfterRest)
 	}
 	w("\n")
 
@@ -175,6 +210,16 @@ func markdown(r *Results) string {
 	}
 	w("\n")
 	return b.String()
+}
+
+// sortedKeys returns m's keys in order.
+func sortedKeys(m map[string]string) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	return keys
 }
 
 func orNone(s string) string {

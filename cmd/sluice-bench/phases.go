@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -19,18 +20,33 @@ func loopback(n int) string {
 	return fmt.Sprintf("127.%d.%d.%d", 20+os.Getpid()%80, 200+n/250, 2+n%250)
 }
 
-// upstreamHost is the ServiceEntry host of the one-hop arm.
+// upstreamHost is the ServiceEntry host of the one-hop arms: port 80 is the HTTP upstream,
+// port grpcPort the gRPC one.
 const upstreamHost = "upstream.bench.example"
 
-// runDataPlane measures every arm and fills r.DataPlane, r.Profiles and the reference
-// versions.
-func runDataPlane(ctx context.Context, log *slog.Logger, cs *children, cp *controlPlane, proxyBin string, p plan, profDir string, r *Results) error {
+// Ports of the gRPC upstream (the application's) and of the mesh port in front of it.
+const (
+	grpcAppPort = "18090"
+	grpcPort    = "9090"
+)
+
+// runDataPlane measures every arm of both protocols and fills r.DataPlane, r.Profiles and
+// the reference versions.
+//
+// pgPids lists PostgreSQL's processes, counted with the benchmark's other processes (see
+// target.rest).
+func runDataPlane(ctx context.Context, log *slog.Logger, cs *children, cp *controlPlane, pgPids func() []int, proxyBin string, p plan, profDir string, r *Results) error {
 	upAddr, calleeAddr, callerAddr := loopback(1), loopback(2), loopback(3)
 	up, err := startUpstream(log, upAddr+":18080", calleeAddr+":18080")
 	if err != nil {
 		return err
 	}
 	defer up.close()
+	gup, err := startGRPCUpstream(log, upAddr+":"+grpcAppPort, calleeAddr+":"+grpcAppPort)
+	if err != nil {
+		return err
+	}
+	defer gup.close()
 
 	sidecar := func(name, addr, service string, extra ...string) (*child, error) {
 		args := append([]string{"--control-plane", cp.xdsAddr, "--namespace", "default", "--service", service,
@@ -42,7 +58,7 @@ func runDataPlane(ctx context.Context, log *slog.Logger, cs *children, cp *contr
 		}
 		return c, waitFor(ctx, c, 60*time.Second, name+" ready", func() error { return httpOK("http://" + addr + ":15000/ready") })
 	}
-	callee, err := sidecar("sidecar-callee", calleeAddr, "bench-b", "--inbound", "8080=18080")
+	callee, err := sidecar("sidecar-callee", calleeAddr, "bench-b", "--inbound", "8080=18080", "--inbound", grpcPort+"="+grpcAppPort)
 	if err != nil {
 		return err
 	}
@@ -50,16 +66,19 @@ func runDataPlane(ctx context.Context, log *slog.Logger, cs *children, cp *contr
 	if err != nil {
 		return err
 	}
+	// The gRPC port's protocol makes the sidecar speak h2c to the upstream.
 	rev, err := cp.write("POST", "/api/v1/apply", "application/yaml", fmt.Sprintf(`apiVersion: networking.istio.io/v1
 kind: ServiceEntry
 metadata: {name: bench-upstream, namespace: default}
 spec:
   hosts: [%s]
   location: MESH_EXTERNAL
-  ports: [{number: 80, name: http, protocol: HTTP, targetPort: 18080}]
+  ports:
+  - {number: 80, name: http, protocol: HTTP, targetPort: 18080}
+  - {number: %s, name: grpc, protocol: GRPC, targetPort: %s}
   resolution: STATIC
   endpoints: [{address: %s}]
-`, upstreamHost, upAddr))
+`, upstreamHost, grpcPort, grpcAppPort, upAddr))
 	if err != nil {
 		return fmt.Errorf("apply the upstream's ServiceEntry: %w", err)
 	}
@@ -76,60 +95,102 @@ spec:
 			return pids
 		}
 	}
+	none := func() []int { return nil }
+	// Each arm's requests must reach the upstream on the address its last hop connects to:
+	// the callee's application address only the callee's sidecar forwards to.
+	httpUp, grpcUp := upAddr+":18080", upAddr+":"+grpcAppPort
 	targets := []target{
-		{arm: armDirect, url: "http://" + upAddr + ":18080/", pids: func() []int { return nil }},
-		{arm: armSluice1, url: "http://" + callerAddr + ":15001/", host: upstreamHost, pids: pidsOf(caller)},
-		{arm: armSluice2, url: "http://" + callerAddr + ":15001/", host: "bench-b:8080", pids: pidsOf(caller, callee)},
+		{arm: armDirect, protocol: protoHTTP1, url: "http://" + httpUp + "/", via: httpUp, pids: none},
+		{arm: armSluice1, protocol: protoHTTP1, url: "http://" + callerAddr + ":15001/", host: upstreamHost, via: httpUp, pids: pidsOf(caller)},
+		{arm: armSluice2, protocol: protoHTTP1, url: "http://" + callerAddr + ":15001/", host: "bench-b:8080", via: calleeAddr + ":18080", pids: pidsOf(caller, callee)},
 	}
-	for _, t := range targets {
-		if err := waitFor(ctx, nil, 30*time.Second, "route of "+t.arm, func() error { return checkRoute(t) }); err != nil {
+	grpcTargets := []target{
+		{arm: armDirect, protocol: protoGRPC, url: grpcUp, via: grpcUp, pids: none},
+		{arm: armSluice1, protocol: protoGRPC, url: callerAddr + ":15001", host: upstreamHost + ":" + grpcPort, via: grpcUp, pids: pidsOf(caller)},
+		{arm: armSluice2, protocol: protoGRPC, url: callerAddr + ":15001", host: "bench-b:" + grpcPort, via: calleeAddr + ":" + grpcAppPort, pids: pidsOf(caller, callee)},
+	}
+	for _, t := range append(slices.Clone(targets), grpcTargets...) {
+		if err := waitFor(ctx, nil, 30*time.Second, "route of "+t.name(), func() error { return checkTarget(ctx, t) }); err != nil {
 			return err
 		}
 	}
 	r.DataPlane.Skipped = map[string]string{}
-	for i, name := range []string{armNginx, armHAProxy} {
-		listen, err := freePort("127.0.0.1")
-		if err != nil {
-			return err
+	for _, proto := range protocols {
+		upstream := httpUp
+		if proto == protoGRPC {
+			upstream = grpcUp
 		}
-		ref, err := startReference(ctx, log, cs, name, "127.0.0.1:"+listen, upAddr+":18080")
-		if errors.Is(err, errSkipped) {
-			log.Warn("reference arm skipped", "arm", name, "reason", err)
-			r.DataPlane.Skipped[name] = err.Error()
-			continue
+		for _, name := range []string{armNginx, armHAProxy} {
+			listen, err := freePort("127.0.0.1")
+			if err != nil {
+				return err
+			}
+			t := target{arm: name, protocol: proto, via: upstream}
+			if proto == protoGRPC {
+				t.url = "127.0.0.1:" + listen
+			} else {
+				t.url = "http://127.0.0.1:" + listen + "/"
+			}
+			ref, err := startReference(ctx, log, cs, name, proto, "127.0.0.1:"+listen, upstream, func() error { return checkTarget(ctx, t) })
+			if errors.Is(err, errSkipped) {
+				log.Warn("reference arm skipped", "arm", t.name(), "reason", err)
+				r.DataPlane.Skipped[t.name()] = err.Error()
+				continue
+			}
+			if err != nil {
+				return err
+			}
+			if name == armNginx {
+				r.Machine.Nginx = ref.version
+			} else {
+				r.Machine.HAProxy = ref.version
+			}
+			pid := ref.proc.pid()
+			t.pids = func() []int { return withChildren(pid) }
+			if proto == protoGRPC {
+				grpcTargets = append(grpcTargets, t)
+			} else {
+				targets = append(targets, t)
+			}
 		}
-		if err != nil {
-			return err
-		}
-		if i == 0 {
-			r.Machine.Nginx = ref.version
-		} else {
-			r.Machine.HAProxy = ref.version
-		}
-		pid := ref.proc.pid()
-		targets = append(targets, target{arm: name, url: "http://127.0.0.1:" + listen + "/", pids: func() []int { return withChildren(pid) }})
 	}
 
 	d := &r.DataPlane
-	d.Protocol, d.Rates, d.Connections = "HTTP/1.1", p.rates, p.conns
+	d.Protocols = map[string]string{
+		protoHTTP1: "HTTP/1.1 GET, keep-alive, one request in flight per connection; the upstream answers 1 KiB",
+		protoGRPC: "gRPC unary calls over h2c (HTTP/2 without TLS, by prior knowledge), one connection per load thread and one call in flight on it; " +
+			"fortio's ping service, the request empty, the upstream answering a 1 KiB payload",
+	}
+	d.Rates, d.Connections = p.rates, p.conns
 	d.DurationS, d.WarmupS, d.Repetitions = p.duration.Seconds(), p.warm.Seconds(), p.reps
-	d.GRPC = "not run: the gRPC arms need an h2c upstream speaking fortio's ping service and grpc_pass / `proto h2` configurations for the references; only HTTP/1.1 is measured so far."
-	log.Info("data plane: interleaved matrix", "arms", len(targets), "rates", p.rates, "conns", p.conns, "reps", p.reps, "duration", p.duration)
-	samples, err := matrix(ctx, log, targets, p.rates, p.conns, p.reps, p.warm, p.duration)
+	all := append(slices.Clone(targets), grpcTargets...)
+	rest := func() []int { return append(cs.pids(), pgPids()...) }
+	for _, ts := range [][]target{targets, grpcTargets, all} {
+		for i := range ts {
+			ts[i].rest = rest
+		}
+	}
+	log.Debug("the benchmark's other processes", "pids", rest())
+	log.Info("data plane: interleaved matrix", "arms", len(all), "rates", p.rates, "conns", p.conns, "reps", p.reps, "duration", p.duration)
+	samples, err := matrix(ctx, log, all, p.rates, p.conns, p.reps, p.warm, p.duration)
 	if err != nil {
 		return err
 	}
 	d.Cells = aggregate(samples, p.rates, p.conns)
 
-	for _, t := range targets {
-		if t.arm == armDirect || t.arm == armSluice2 {
-			continue
+	for _, ts := range [][]target{targets, grpcTargets} {
+		directP99 := directP99Of(ctx, ts[0], maxRateConns, p.maxRateDur)
+		for _, t := range ts {
+			if !maxRateArm(t, p) {
+				continue
+			}
+			run := func(rate int) (sample, error) { return measured(ctx, t, rate, maxRateConns, p.maxRateDur) }
+			m, err := maxRate(log, t, maxRateConns, p, run, directP99)
+			if err != nil {
+				return err
+			}
+			d.MaxRate = append(d.MaxRate, m)
 		}
-		m, err := maxRate(ctx, log, t, 16, p.maxRateStart, p.maxRateLimit, p.maxRateSteps, p.maxRateDur)
-		if err != nil {
-			return err
-		}
-		d.MaxRate = append(d.MaxRate, m)
 	}
 
 	prof, err := profile(ctx, log, targets[1], callerAddr, profDir, p.profileDur)
@@ -163,6 +224,43 @@ spec:
 	caller.stop(15 * time.Second)
 	callee.stop(15 * time.Second)
 	return nil
+}
+
+// maxRateConns is the connection count of the max-rate searches.
+const maxRateConns = 16
+
+// maxRateArm says whether t gets a max-rate search: every proxy of one hop over HTTP/1.1;
+// over gRPC only the Sluice sidecar, and only in a full run (quick mode's three minutes have
+// no room for more).
+func maxRateArm(t target, p plan) bool {
+	if t.arm == armDirect || t.arm == armSluice2 {
+		return false
+	}
+	return t.protocol == protoHTTP1 || (t.arm == armSluice1 && !p.quick)
+}
+
+// directP99Of returns the p99 of direct (the direct arm) at a rate, measuring each rate once.
+func directP99Of(ctx context.Context, direct target, conns int, d time.Duration) func(rate int) (float64, error) {
+	seen := map[int]float64{}
+	return func(rate int) (float64, error) {
+		if v, ok := seen[rate]; ok {
+			return v, nil
+		}
+		r, err := runLoad(ctx, direct, rate, conns, d)
+		if err != nil {
+			return 0, err
+		}
+		seen[rate] = r.Latency.P99
+		return r.Latency.P99, nil
+	}
+}
+
+// checkTarget checks t's route with its protocol.
+func checkTarget(ctx context.Context, t target) error {
+	if t.protocol == protoGRPC {
+		return checkGRPCRoute(ctx, t)
+	}
+	return checkRoute(t)
 }
 
 // profile keeps the sidecar's CPU profile under 5,000 rps and its allocation profile, and

@@ -145,6 +145,63 @@ func measure(pids []int) (usage, error) {
 	return u, nil
 }
 
+// cpuSeconds returns the CPU time of each of pids that can be read; a process that has
+// exited is left out.
+func cpuSeconds(pids []int) map[int]float64 {
+	out := make(map[int]float64, len(pids))
+	for _, pid := range pids {
+		if st, err := readStat(pid); err == nil {
+			out[pid] = float64(st.CPUTicks) / clockTicks
+		}
+	}
+	return out
+}
+
+// cpuSecondsSince sums the CPU time used since before by the processes read both times.
+func cpuSecondsSince(before, after map[int]float64) float64 {
+	var sum float64
+	for pid, a := range after {
+		if b, ok := before[pid]; ok && a >= b {
+			sum += a - b
+		}
+	}
+	return sum
+}
+
+// parseCPUBusy reads the machine's busy CPU time, in seconds summed over its CPUs, from the
+// "cpu" line of /proc/stat: every state but idle and iowait. (guest time is already counted
+// in user time, so it is left out.)
+func parseCPUBusy(text string) (float64, error) {
+	for _, line := range strings.Split(text, "\n") {
+		f := strings.Fields(line)
+		if len(f) < 9 || f[0] != "cpu" {
+			continue
+		}
+		var busy int64
+		// user nice system idle iowait irq softirq steal
+		for i, v := range f[1:9] {
+			n, err := strconv.ParseInt(v, 10, 64)
+			if err != nil {
+				return 0, fmt.Errorf("parse /proc/stat: %q: %w", v, err)
+			}
+			if i != 3 && i != 4 {
+				busy += n
+			}
+		}
+		return float64(busy) / clockTicks, nil
+	}
+	return 0, fmt.Errorf("parse /proc/stat: no cpu line with 8 counters")
+}
+
+// readCPUBusy reads the machine's busy CPU seconds from /proc/stat.
+func readCPUBusy() (float64, error) {
+	b, err := os.ReadFile("/proc/stat")
+	if err != nil {
+		return 0, fmt.Errorf("read the machine's CPU time: %w", err)
+	}
+	return parseCPUBusy(string(b))
+}
+
 // parseLoadAvg reads the 1, 5 and 15 minute load averages from /proc/loadavg.
 func parseLoadAvg(text string) ([3]float64, error) {
 	var l [3]float64

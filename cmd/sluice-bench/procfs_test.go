@@ -70,3 +70,17 @@ func TestParseLoadAvgAndCPUModel(t *testing.T) {
 		t.Errorf("parseCPUModel without a model = %q", got)
 	}
 }
+
+func TestParseCPUBusy(t *testing.T) {
+	// user 100, nice 5, system 40, idle 900, iowait 50, irq 1, softirq 4, steal 0: 150 ticks busy.
+	text := "cpu  100 5 40 900 50 1 4 0 0 0\ncpu0 50 2 20 450 25 1 2 0 0 0\nintr 1 2 3\n"
+	got, err := parseCPUBusy(text)
+	if err != nil || got != 1.5 {
+		t.Errorf("parseCPUBusy = %v, %v; want 1.5 s", got, err)
+	}
+	for _, bad := range []string{"", "cpu 1 2 3\n", "cpu a 1 2 3 4 5 6 7\n"} {
+		if _, err := parseCPUBusy(bad); err == nil {
+			t.Errorf("parseCPUBusy(%q) succeeded, want an error", bad)
+		}
+	}
+}

@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"sync"
 	"syscall"
@@ -100,6 +101,21 @@ func (c *child) stop(wait time.Duration) {
 		_ = syscall.Kill(-c.cmd.Process.Pid, syscall.SIGKILL)
 		<-c.done
 	}
+}
+
+// pids returns the process ids of every child still running, with their own children
+// (nginx's workers).
+func (cs *children) pids() []int {
+	cs.mu.Lock()
+	procs := slices.Clone(cs.procs)
+	cs.mu.Unlock()
+	var out []int
+	for _, c := range procs {
+		if !c.exited() {
+			out = append(out, withChildren(c.pid())...)
+		}
+	}
+	return out
 }
 
 // stopAll stops every process still running, newest first.

@@ -77,8 +77,22 @@ func versionOf(program, flag string) string {
 }
 
 // nginxConfig is nginx's configuration: one worker, keep-alive on both sides with a high
-// request limit, access logs off, loopback only.
-func nginxConfig(dir, listen, upstream string) string {
+// request limit, access logs off, loopback only. For gRPC the listener speaks HTTP/2
+// without TLS (h2c by prior knowledge) and grpc_pass keeps h2c connections to the upstream.
+func nginxConfig(dir, protocol, listen, upstream string) string {
+	server := `    listen %[2]s;
+    location / {
+      proxy_pass http://app;
+      proxy_http_version 1.1;
+      proxy_set_header Connection "";
+      proxy_buffering on;
+    }`
+	if protocol == protoGRPC {
+		server = `    listen %[2]s http2;
+    location / {
+      grpc_pass grpc://app;
+    }`
+	}
 	return fmt.Sprintf(`daemon off;
 master_process on;
 worker_processes 1;
@@ -101,21 +115,20 @@ http {
     keepalive_timeout 300s;
   }
   server {
-    listen %[2]s;
-    location / {
-      proxy_pass http://app;
-      proxy_http_version 1.1;
-      proxy_set_header Connection "";
-      proxy_buffering on;
-    }
+`+server+`
   }
 }
 `, dir, listen, upstream)
 }
 
 // haproxyConfig is HAProxy's configuration: one thread, maxconn within the descriptor limit,
-// keep-alive and connection reuse to the upstream, no logging, loopback only.
-func haproxyConfig(dir, listen, upstream string) string {
+// keep-alive and connection reuse to the upstream, no logging, loopback only. For gRPC both
+// the bind and the server speak HTTP/2 without TLS (`proto h2`).
+func haproxyConfig(dir, protocol, listen, upstream string) string {
+	h2 := ""
+	if protocol == protoGRPC {
+		h2 = " proto h2"
+	}
 	return fmt.Sprintf(`global
   nbthread 1
   maxconn 4096
@@ -129,11 +142,11 @@ defaults
   timeout server 300s
   timeout http-keep-alive 300s
 frontend bench
-  bind %[2]s
+  bind %[2]s%[4]s
   default_backend app
 backend app
-  server app %[3]s maxconn 4096
-`, dir, listen, upstream)
+  server app %[3]s maxconn 4096%[4]s
+`, dir, listen, upstream, h2)
 }
 
 // reference is a started nginx or HAProxy.
@@ -143,9 +156,9 @@ type reference struct {
 }
 
 // startReference installs (if need be), configures and starts nginx or HAProxy on listen,
-// proxying to upstream, and waits until it answers.
-func startReference(ctx context.Context, log *slog.Logger, cs *children, name, listen, upstream string) (*reference, error) {
-	dir := filepath.Join(cs.dir, name)
+// proxying protocol to upstream, and waits until ready succeeds.
+func startReference(ctx context.Context, log *slog.Logger, cs *children, name, protocol, listen, upstream string, ready func() error) (*reference, error) {
+	dir := filepath.Join(cs.dir, name+"-"+protocol)
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return nil, fmt.Errorf("%s: %w", name, err)
 	}
@@ -161,7 +174,7 @@ func startReference(ctx context.Context, log *slog.Logger, cs *children, name, l
 			return nil, fmt.Errorf("%w: %v", errSkipped, err)
 		}
 		path, cfgPath = p, filepath.Join(dir, "nginx.conf")
-		if err := os.WriteFile(cfgPath, []byte(nginxConfig(dir, listen, upstream)), 0o644); err != nil {
+		if err := os.WriteFile(cfgPath, []byte(nginxConfig(dir, protocol, listen, upstream)), 0o644); err != nil {
 			return nil, fmt.Errorf("nginx config: %w", err)
 		}
 		args = []string{"-e", filepath.Join(dir, "nginx-error.log"), "-p", dir, "-c", cfgPath}
@@ -172,7 +185,7 @@ func startReference(ctx context.Context, log *slog.Logger, cs *children, name, l
 			return nil, fmt.Errorf("%w: %v", errSkipped, err)
 		}
 		path, cfgPath = p, filepath.Join(dir, "haproxy.cfg")
-		if err := os.WriteFile(cfgPath, []byte(haproxyConfig(dir, listen, upstream)), 0o644); err != nil {
+		if err := os.WriteFile(cfgPath, []byte(haproxyConfig(dir, protocol, listen, upstream)), 0o644); err != nil {
 			return nil, fmt.Errorf("haproxy config: %w", err)
 		}
 		args = []string{"-db", "-f", cfgPath}
@@ -183,11 +196,11 @@ func startReference(ctx context.Context, log *slog.Logger, cs *children, name, l
 	default:
 		return nil, fmt.Errorf("unknown reference %q", name)
 	}
-	p, err := cs.start(name, true, path, args)
+	p, err := cs.start(name+"-"+protocol, true, path, args)
 	if err != nil {
 		return nil, err
 	}
-	if err := waitFor(ctx, p, 30*time.Second, name+" answering", func() error { return httpOK("http://" + listen + "/") }); err != nil {
+	if err := waitFor(ctx, p, 30*time.Second, name+" ("+protocolName(protocol)+") answering", ready); err != nil {
 		return nil, err
 	}
 	return &reference{proc: p, version: ver}, nil

@@ -8,14 +8,14 @@ import (
 	"testing"
 )
 
-// samplesFor returns two repetitions of every arm at one rate and connection count, with the
-// latencies given for the arms' first repetition (the second is 0.1 ms slower).
-func samplesFor(rate, conns int, p99 map[string]float64) []sample {
+// samplesFor returns two repetitions of every arm of proto at one rate and connection count,
+// with the latencies given for the arms' first repetition (the second is 0.1 ms slower).
+func samplesFor(proto string, rate, conns int, p99 map[string]float64) []sample {
 	var out []sample
 	for rep := range 2 {
 		for _, arm := range arms {
 			l := p99[arm] + float64(rep)*0.1
-			out = append(out, sample{Arm: arm, Rate: rate, Conns: conns,
+			out = append(out, sample{Arm: arm, Protocol: proto, Rate: rate, Conns: conns,
 				Latency:   Latency{P50: l / 4, P90: l / 2, P99: l, P999: l * 2},
 				ActualRPS: float64(rate), Requests: int64(rate * 10), CPUSeconds: float64(rep+1) * 0.5 * float64(rate) / 1000,
 				RSSKB: 20480, HWMKB: int64(25600 + rep*1024)})
@@ -26,15 +26,29 @@ func samplesFor(rate, conns int, p99 map[string]float64) []sample {
 
 func TestAggregate(t *testing.T) {
 	p99 := map[string]float64{armDirect: 0.2, armSluice1: 0.6, armSluice2: 1.0, armNginx: 0.4, armHAProxy: 0.3}
-	cells := aggregate(samplesFor(1000, 4, p99), []int{1000}, []int{4})
-	if len(cells) != len(arms) {
-		t.Fatalf("%d cells, want %d", len(cells), len(arms))
+	// gRPC's arms, given first, are slower by 1 ms each; their added figures and ratios
+	// must come from gRPC's own direct arm and references.
+	grpcP99 := map[string]float64{}
+	for a, v := range p99 {
+		grpcP99[a] = v + 1
 	}
-	for i, arm := range arms {
-		if cells[i].Arm != arm {
-			t.Errorf("cell %d is %s, want %s (table order)", i, cells[i].Arm, arm)
+	grpcP99[armSluice1] = 2.2
+	samples := append(samplesFor(protoGRPC, 1000, 4, grpcP99), samplesFor(protoHTTP1, 1000, 4, p99)...)
+	all := aggregate(samples, []int{1000}, []int{4})
+	if len(all) != 2*len(arms) {
+		t.Fatalf("%d cells, want %d", len(all), 2*len(arms))
+	}
+	for i, c := range all {
+		if want, proto := arms[i%len(arms)], protocols[i/len(arms)]; c.Arm != want || c.Protocol != proto {
+			t.Errorf("cell %d is %s %s, want %s %s (table order)", i, c.Protocol, c.Arm, proto, want)
 		}
 	}
+	g := all[len(arms)+1]
+	// gRPC sluice-1hop: medians 2.2 and 2.3 over direct's 1.2 and 1.3; nginx adds 0.2, HAProxy 0.1.
+	if g.Added.P99 != 1 || g.RatioNginx == nil || *g.RatioNginx != 5 || g.RatioHAProxy == nil || *g.RatioHAProxy != 10 {
+		t.Errorf("gRPC sluice-1hop added p99 %v, ratios %v %v; want 1, 5 and 10", g.Added.P99, g.RatioNginx, g.RatioHAProxy)
+	}
+	cells := all[:len(arms)]
 	s := cells[1]
 	// Medians of 0.6 and 0.7; direct's of 0.2 and 0.3.
 	if s.Latency.P99 != 0.65 || s.Added.P99 != 0.4 {
@@ -57,7 +71,7 @@ func TestAggregate(t *testing.T) {
 
 func TestAggregateWithoutReferences(t *testing.T) {
 	var only []sample
-	for _, s := range samplesFor(5000, 16, map[string]float64{armDirect: 0.2, armSluice1: 0.5}) {
+	for _, s := range samplesFor(protoHTTP1, 5000, 16, map[string]float64{armDirect: 0.2, armSluice1: 0.5}) {
 		if s.Arm == armDirect || s.Arm == armSluice1 {
 			only = append(only, s)
 		}
@@ -75,14 +89,19 @@ func fullResults() *Results {
 			LoadAvgStart: [3]float64{3, 2, 1}, LoadAvgEnd: [3]float64{0.5, 0.4, 0.3}}}
 	p99 := map[string]float64{armDirect: 0.2, armSluice1: 0.6, armSluice2: 1.0, armNginx: 0.4, armHAProxy: 0.3}
 	var samples []sample
-	for _, rate := range []int{1000, 5000} {
-		for _, c := range []int{4, 16} {
-			samples = append(samples, samplesFor(rate, c, p99)...)
+	for _, proto := range protocols {
+		for _, rate := range []int{1000, 5000} {
+			for _, c := range []int{4, 16} {
+				samples = append(samples, samplesFor(proto, rate, c, p99)...)
+			}
 		}
 	}
-	r.DataPlane = DataPlane{Protocol: "HTTP/1.1", Rates: []int{1000, 5000}, Connections: []int{4, 16}, DurationS: 1, WarmupS: 0.3, Repetitions: 2,
-		GRPC: "not run", Cells: aggregate(samples, []int{1000, 5000}, []int{4, 16}),
-		MaxRate: []MaxRate{{Arm: armSluice1, RPS: 20000, P99: 0.9, Conn: 16, ProxyCores: 0.8, RPSPerCore: 25000, Bound: "p99"}}}
+	r.DataPlane = DataPlane{Protocols: map[string]string{protoHTTP1: "HTTP/1.1 GET", protoGRPC: "gRPC unary pings over h2c"},
+		Rates: []int{1000, 5000}, Connections: []int{4, 16}, DurationS: 1, WarmupS: 0.3, Repetitions: 2,
+		Cells: aggregate(samples, []int{1000, 5000}, []int{4, 16}),
+		MaxRate: []MaxRate{{Arm: armSluice1, Protocol: protoHTTP1, Conn: 16, RPSPerCore: 25000,
+			Throughput: RateFigure{AskedRPS: 20000, RPS: 20000, P99: 4.5, ProxyCores: 0.8, LoadCores: 0.6, RestCores: 0.05, OtherCores: 0.1, Bound: "the proxy's core: 30000 rps asked gave 24000 (0 errors) with the proxy at 0.98 cores"},
+			LowLatency: RateFigure{AskedRPS: 5000, RPS: 5000, P99: 0.9, ProxyCores: 0.2, LoadCores: 0.3, Bound: "the proxy's own tail: p99 1.40 ms at 7500 rps"}}}}
 	r.ControlPlane.Runs = []CPRun{{Proxies: 1000, Services: 200, Changes: 3, PropagationP50: 40, PropagationP99: 90, PropagationMax: 90,
 		CPUPerPushMs: 200, BaselineRSSMB: 100, ConnectedRSSMB: 250, RSSPerProxyMB: 0.15, ConnectAllS: 3, ServerReadyS: 1, ResyncAfterRest: 4}}
 	r.Telemetry = Telemetry{Command: "go test", Sidecars: 1000, Intervals: 20, ServerCPUMsPerS: 480, RowsPerS: 2300,
@@ -101,18 +120,32 @@ func TestCheckAcceptsSaneResults(t *testing.T) {
 
 func TestCheckRejects(t *testing.T) {
 	for name, spoil := range map[string]func(*Results){
-		"p50 above p99":          func(r *Results) { r.DataPlane.Cells[1].Latency.P50 = 9 },
-		"no requests":            func(r *Results) { r.DataPlane.Cells[2].Requests = 0 },
-		"negative CPU":           func(r *Results) { r.DataPlane.Cells[1].CPUSecPer1k = -1 },
-		"arm missing":            func(r *Results) { r.DataPlane.Cells = r.DataPlane.Cells[:1] },
-		"no control-plane run":   func(r *Results) { r.ControlPlane.Runs = nil },
-		"propagation unordered":  func(r *Results) { r.ControlPlane.Runs[0].PropagationP50 = 200 },
-		"no telemetry rows":      func(r *Results) { r.Telemetry.RowsPerS = 0 },
-		"no live lag":            func(r *Results) { r.Telemetry.LiveLagEntries = 0 },
-		"no profile":             func(r *Results) { r.Profiles.TopAlloc = nil },
-		"no max rate":            func(r *Results) { r.DataPlane.MaxRate = nil },
-		"many failed requests":   func(r *Results) { r.DataPlane.Cells[3].Errors = r.DataPlane.Cells[3].Requests / 2 },
-		"peak RSS below the RSS": func(r *Results) { r.DataPlane.Cells[1].PeakRSSMB = 1 },
+		"p50 above p99":         func(r *Results) { r.DataPlane.Cells[1].Latency.P50 = 9 },
+		"no requests":           func(r *Results) { r.DataPlane.Cells[2].Requests = 0 },
+		"negative CPU":          func(r *Results) { r.DataPlane.Cells[1].CPUSecPer1k = -1 },
+		"arm missing":           func(r *Results) { r.DataPlane.Cells = r.DataPlane.Cells[:1] },
+		"no control-plane run":  func(r *Results) { r.ControlPlane.Runs = nil },
+		"propagation unordered": func(r *Results) { r.ControlPlane.Runs[0].PropagationP50 = 200 },
+		"no telemetry rows":     func(r *Results) { r.Telemetry.RowsPerS = 0 },
+		"no live lag":           func(r *Results) { r.Telemetry.LiveLagEntries = 0 },
+		"no profile":            func(r *Results) { r.Profiles.TopAlloc = nil },
+		"no max rate":           func(r *Results) { r.DataPlane.MaxRate = nil },
+		"gRPC arm missing": func(r *Results) {
+			var kept []Cell
+			for _, c := range r.DataPlane.Cells {
+				if c.Protocol != protoGRPC || c.Arm != armSluice2 {
+					kept = append(kept, c)
+				}
+			}
+			r.DataPlane.Cells = kept
+		},
+		"nothing sustained":         func(r *Results) { r.DataPlane.MaxRate[0].Throughput.RPS = 0 },
+		"no CPU at the max rate":    func(r *Results) { r.DataPlane.MaxRate[0].Throughput.ProxyCores = 0 },
+		"max rate without a bound":  func(r *Results) { r.DataPlane.MaxRate[0].LowLatency.Bound = "" },
+		"low latency above maximum": func(r *Results) { r.DataPlane.MaxRate[0].LowLatency.RPS = 30000 },
+		"no rate per core":          func(r *Results) { r.DataPlane.MaxRate[0].RPSPerCore = 0 },
+		"many failed requests":      func(r *Results) { r.DataPlane.Cells[3].Errors = r.DataPlane.Cells[3].Requests / 2 },
+		"peak RSS below the RSS":    func(r *Results) { r.DataPlane.Cells[1].PeakRSSMB = 1 },
 	} {
 		r := fullResults()
 		spoil(r)
@@ -120,7 +153,8 @@ func TestCheckRejects(t *testing.T) {
 			t.Errorf("%s: check passed", name)
 		}
 	}
-	// A skipped reference with its reason is not a missing figure.
+	// A skipped reference with its reason is not a missing figure; a reason for one
+	// protocol does not excuse the other's.
 	r := fullResults()
 	var kept []Cell
 	for _, c := range r.DataPlane.Cells {
@@ -128,7 +162,11 @@ func TestCheckRejects(t *testing.T) {
 			kept = append(kept, c)
 		}
 	}
-	r.DataPlane.Cells, r.DataPlane.Skipped = kept, map[string]string{armNginx: "nginx is not installed"}
+	r.DataPlane.Cells, r.DataPlane.Skipped = kept, map[string]string{armKey(protoHTTP1, armNginx): "nginx is not installed"}
+	if err := check(r); err == nil || !strings.Contains(err.Error(), "grpc/nginx") {
+		t.Errorf("gRPC nginx missing without a reason: check = %v", err)
+	}
+	r.DataPlane.Skipped[armKey(protoGRPC, armNginx)] = "nginx is not installed"
 	if err := check(r); err != nil {
 		t.Errorf("skipped nginx: %v", err)
 	}
@@ -230,7 +268,7 @@ func TestMarkdownStoppedRun(t *testing.T) {
 
 func TestMarkdown(t *testing.T) {
 	r := fullResults()
-	r.DataPlane.Skipped = map[string]string{armNginx: "nginx is not installed"}
+	r.DataPlane.Skipped = map[string]string{"grpc/nginx": "nginx is not installed"}
 	md := markdown(r)
 	for _, want := range []string{
 		"make bench-quick", "go1.26.8", "nginx/1.22.1", "Load average 3.00 / 2.00 / 1.00",
@@ -238,7 +276,12 @@ func TestMarkdown(t *testing.T) {
 		"| 5000 | 16 | sluice-1hop | 0.16 | 0.33 | 0.65 | 1.30 | +0.10 | +0.40 | +0.80 | 0.075 | 26.0 MB |",
 		"| 5000 | 16 | 2.00 | 4.00 |", "**not met**", "| propagation p99 |",
 		"| 1000 | 200 | 3 | 40 / 90 / 90 ms |", "2300 rows/s", "| 600 / 1300 / 1400 ms |", "`syscall.Syscall6`",
-		"Arm `nginx` skipped: nginx is not installed",
+		"Arm `grpc/nginx` skipped: nginx is not installed",
+		"#### HTTP/1.1", "#### gRPC (h2c)", "- gRPC (h2c): gRPC unary pings over h2c.",
+		"Added p99 of one Sluice hop over nginx's and HAProxy's, gRPC (h2c)",
+		"| protocol | arm | criterion | asked | sustained rps | p99 | proxy CPU | load generator CPU | rest of run | other work | rps per proxy core | bound by |",
+		"| HTTP/1.1 | sluice-1hop | throughput | 20000 | 20000 | 4.50 ms | 0.80 cores | 0.60 cores | 0.05 cores | 0.10 cores | 25000 | the proxy's core: 30000 rps asked",
+		"| HTTP/1.1 | sluice-1hop | p99 < 1 ms | 5000 | 5000 | 0.90 ms | 0.20 cores | 0.30 cores | 0.00 cores | 0.00 cores | — | the proxy's own tail",
 	} {
 		if !strings.Contains(md, want) {
 			t.Errorf("markdown lacks %q", want)

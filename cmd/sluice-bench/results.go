@@ -53,17 +53,16 @@ func (l Latency) sub(o Latency) Latency {
 
 // DataPlane is the open-loop latency, CPU and memory of each arm.
 type DataPlane struct {
-	Protocol    string  `json:"protocol"`
-	Rates       []int   `json:"rates_rps"`
-	Connections []int   `json:"connections"`
-	DurationS   float64 `json:"duration_s"`
-	WarmupS     float64 `json:"warmup_s"`
-	Repetitions int     `json:"repetitions"`
-	// GRPC says why the gRPC (h2c) arms were not run.
-	GRPC    string    `json:"grpc"`
-	Cells   []Cell    `json:"cells"`
-	MaxRate []MaxRate `json:"max_rate"`
-	// Skipped names the arms not run and why.
+	// Protocols names what each protocol key of the cells means.
+	Protocols   map[string]string `json:"protocols"`
+	Rates       []int             `json:"rates_rps"`
+	Connections []int             `json:"connections"`
+	DurationS   float64           `json:"duration_s"`
+	WarmupS     float64           `json:"warmup_s"`
+	Repetitions int               `json:"repetitions"`
+	Cells       []Cell            `json:"cells"`
+	MaxRate     []MaxRate         `json:"max_rate"`
+	// Skipped names the arms not run ("http1/nginx", "grpc/haproxy") and why.
 	Skipped map[string]string `json:"skipped,omitempty"`
 }
 
@@ -79,13 +78,15 @@ const (
 // arms lists the arms in table order.
 var arms = []string{armDirect, armSluice1, armSluice2, armNginx, armHAProxy}
 
-// Cell is one arm at one rate and connection count: medians over the repetitions.
+// Cell is one arm of one protocol at one rate and connection count: medians over the
+// repetitions.
 type Cell struct {
 	Arm         string  `json:"arm"`
+	Protocol    string  `json:"protocol"` // "http1" or "grpc"
 	Rate        int     `json:"rate_rps"`
 	Connections int     `json:"connections"`
 	Latency     Latency `json:"latency"`
-	// Added is Latency minus the direct arm's in the same run.
+	// Added is Latency minus the direct arm's of the same protocol in the same run.
 	Added     Latency `json:"added_over_direct"`
 	ActualRPS float64 `json:"actual_rps"`
 	Requests  int64   `json:"requests"`
@@ -96,24 +97,44 @@ type Cell struct {
 	VCPUPer1kRPS float64 `json:"proxy_vcpu_per_1k_rps"`
 	PeakRSSMB    float64 `json:"proxy_peak_rss_mb"`
 	RSSMB        float64 `json:"proxy_rss_mb"`
-	// RatioNginx and RatioHAProxy are this arm's added p99 over nginx's and HAProxy's
-	// (sluice-1hop only).
+	// RatioNginx and RatioHAProxy are this arm's added p99 over nginx's and HAProxy's of the
+	// same protocol (sluice-1hop only).
 	RatioNginx   *float64 `json:"added_p99_ratio_to_nginx,omitempty"`
 	RatioHAProxy *float64 `json:"added_p99_ratio_to_haproxy,omitempty"`
 }
 
-// MaxRate is the highest rate an arm sustained with p99 under 1 ms.
+// MaxRate is how fast one arm goes, by two criteria measured in one search.
 type MaxRate struct {
-	Arm  string  `json:"arm"`
-	RPS  float64 `json:"rps"`
-	P99  float64 `json:"p99_ms"`
-	Conn int     `json:"connections"`
-	// ProxyCores is the proxy's CPU use at that rate, in cores; RPSPerCore is RPS divided by
-	// it, the rate one fully used core would carry at the same cost per request.
-	ProxyCores float64 `json:"proxy_cpu_cores"`
+	Arm      string `json:"arm"`
+	Protocol string `json:"protocol"`
+	Conn     int    `json:"connections"`
+	// Throughput is the highest rate sustained whatever the p99: actual at least 97 % of
+	// the rate asked, and no errors. Its RPS is 0 when not even the lowest rate tried was.
+	Throughput RateFigure `json:"throughput"`
+	// LowLatency is the highest rate sustained with p99 under 1 ms; its RPS is 0 when no
+	// rate tried passed, and its other figures are then the lowest rate's.
+	LowLatency RateFigure `json:"p99_under_1ms"`
+	// RPSPerCore is Throughput's rate over the proxy's CPU use at it: the rate one fully
+	// used core would carry at the cost per request measured where the proxy was busiest
+	// while keeping up.
 	RPSPerCore float64 `json:"rps_per_proxy_core"`
-	// Bound says what limited the search: "proxy core" when the proxy's core was saturated,
-	// "p99" when latency crossed 1 ms before that, "search limit" otherwise.
+}
+
+// RateFigure is one run of a max-rate search and what stopped the search above it.
+type RateFigure struct {
+	AskedRPS int     `json:"asked_rps"`
+	RPS      float64 `json:"rps"` // actual
+	P99      float64 `json:"p99_ms"`
+	// ProxyCores is the proxy's CPU use, LoadCores this driver's (the load generator and
+	// the upstreams, on the other core), RestCores the benchmark's other processes' (the
+	// control plane, PostgreSQL, the proxies of other arms), and OtherCores the machine's
+	// busy time that was none of theirs (other work), all in cores.
+	ProxyCores float64 `json:"proxy_cpu_cores"`
+	LoadCores  float64 `json:"load_generator_cpu_cores"`
+	RestCores  float64 `json:"benchmark_other_processes_cpu_cores"`
+	OtherCores float64 `json:"other_work_cpu_cores"`
+	// Bound says in words what stopped the search above this rate: the proxy's core, the
+	// load generator's, the proxy's own tail latency, the machine, or the search's limit.
 	Bound string `json:"bound"`
 }
 
@@ -133,9 +154,11 @@ type CPRun struct {
 	PropagationMax float64 `json:"propagation_max_ms"`
 	// CPUPerPushMs is the server's CPU time per change pushed to every proxy (includes the
 	// API calls of the change and of the wait for the ACKs).
-	CPUPerPushMs    float64 `json:"server_cpu_ms_per_push"`
-	BaselineRSSMB   float64 `json:"server_rss_idle_mb"`
-	ConnectedRSSMB  float64 `json:"server_rss_connected_mb"`
+	CPUPerPushMs   float64 `json:"server_cpu_ms_per_push"`
+	BaselineRSSMB  float64 `json:"server_rss_idle_mb"`
+	ConnectedRSSMB float64 `json:"server_rss_connected_mb"`
+	// PeakRSSMB is the server's peak RSS (VmHWM) by then: the connect storm's garbage included.
+	PeakRSSMB       float64 `json:"server_rss_peak_mb"`
 	RSSPerProxyMB   float64 `json:"server_rss_per_proxy_mb"`
 	ConnectAllS     float64 `json:"connect_all_s"`
 	ServerReadyS    float64 `json:"restart_ready_s"`
@@ -211,8 +234,8 @@ func check(r *Results) error {
 	}
 	seen := map[string]bool{}
 	for _, c := range r.DataPlane.Cells {
-		at := fmt.Sprintf("data_plane %s at %d rps, %d connections", c.Arm, c.Rate, c.Connections)
-		seen[c.Arm] = true
+		at := fmt.Sprintf("data_plane %s at %d rps, %d connections", armKey(c.Protocol, c.Arm), c.Rate, c.Connections)
+		seen[armKey(c.Protocol, c.Arm)] = true
 		if c.Requests <= 0 {
 			bad("%s: no requests", at)
 		}
@@ -243,17 +266,34 @@ func check(r *Results) error {
 			}
 		}
 	}
-	for _, a := range arms {
-		if !seen[a] && r.DataPlane.Skipped[a] == "" {
-			bad("data_plane: arm %s neither measured nor skipped with a reason", a)
+	for _, p := range protocols {
+		for _, a := range arms {
+			if k := armKey(p, a); !seen[k] && r.DataPlane.Skipped[k] == "" {
+				bad("data_plane: arm %s neither measured nor skipped with a reason", k)
+			}
 		}
 	}
 	for _, m := range r.DataPlane.MaxRate {
-		num("max rate "+m.Arm, m.RPS)
-		num("max rate "+m.Arm+" proxy cores", m.ProxyCores)
-		num("max rate "+m.Arm+" p99", m.P99)
-		if m.RPSPerCore <= 0 || m.Bound == "" {
-			bad("max rate %s: no rate per core or no bound", m.Arm)
+		at := "max rate " + armKey(m.Protocol, m.Arm)
+		for name, f := range map[string]RateFigure{"throughput": m.Throughput, "p99 under 1 ms": m.LowLatency} {
+			num(at+" "+name+" rps", f.RPS)
+			num(at+" "+name+" proxy cores", f.ProxyCores)
+			num(at+" "+name+" load generator cores", f.LoadCores)
+			num(at+" "+name+" other cores", f.OtherCores)
+			num(at+" "+name+" benchmark's other processes' cores", f.RestCores)
+			num(at+" "+name+" p99", f.P99)
+			if f.Bound == "" || f.AskedRPS <= 0 || f.P99 <= 0 {
+				bad("%s %s: no bound, rate asked or p99", at, name)
+			}
+		}
+		if m.Throughput.RPS <= 0 || m.Throughput.ProxyCores <= 0 {
+			bad("%s: no rate sustained, or no proxy CPU measured at it", at)
+		}
+		if m.LowLatency.RPS > m.Throughput.RPS {
+			bad("%s: %v rps with p99 under 1 ms but only %v sustained", at, m.LowLatency.RPS, m.Throughput.RPS)
+		}
+		if m.RPSPerCore <= 0 || math.IsNaN(m.RPSPerCore) || math.IsInf(m.RPSPerCore, 0) {
+			bad("%s: rps per proxy core %v", at, m.RPSPerCore)
 		}
 	}
 	if len(r.DataPlane.MaxRate) == 0 {

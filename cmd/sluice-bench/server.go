@@ -7,6 +7,7 @@ import (
 	"io"
 	"net/http"
 	"net/http/cookiejar"
+	"os/exec"
 	"strings"
 	"time"
 )
@@ -21,9 +22,11 @@ type controlPlane struct {
 	dbURL, dataDir    string
 	insecureXDS       bool
 	httpAddr, xdsAddr string
-	proc              *child
-	api               *http.Client
-	csrf              string
+	// debugAddr is the server's profiler address (--debug-addr), empty when its version has none.
+	debugAddr string
+	proc      *child
+	api       *http.Client
+	csrf      string
 }
 
 // start starts sluice-server (again, on the same ports) and signs in.
@@ -31,6 +34,18 @@ func (cp *controlPlane) start(ctx context.Context) error {
 	args := []string{"--http-addr", cp.httpAddr, "--xds-addr", cp.xdsAddr, "--log-level", "warn"}
 	if cp.insecureXDS {
 		args = append(args, "--insecure-xds", "--xds-tls-addr", "127.0.0.1:0")
+	}
+	if cp.debugAddr == "" {
+		if help, _ := exec.Command(cp.bin, "--help").CombinedOutput(); strings.Contains(string(help), "-debug-addr") {
+			addr, err := freeAddr()
+			if err != nil {
+				return err
+			}
+			cp.debugAddr = addr
+		}
+	}
+	if cp.debugAddr != "" {
+		args = append(args, "--debug-addr", cp.debugAddr)
 	}
 	p, err := cp.cs.start("sluice-server", false, cp.bin, args,
 		"SLUICE_ADMIN_PASSWORD="+benchPassword, "DATABASE_URL="+cp.dbURL, "SLUICE_DATA_DIR="+cp.dataDir)

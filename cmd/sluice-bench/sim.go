@@ -18,6 +18,7 @@ import (
 	discoveryv3 "github.com/envoyproxy/go-control-plane/envoy/service/discovery/v3"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/protobuf/types/known/anypb"
 	"google.golang.org/protobuf/types/known/structpb"
 
 	"github.com/sluicemesh/sluice/internal/meta"
@@ -43,9 +44,7 @@ type simulator struct {
 	conns    []*grpc.ClientConn
 	wg       sync.WaitGroup
 	cancel   context.CancelFunc
-	// names caches the RDS or EDS names of a LDS or CDS response by its content: proxies of
-	// one mesh get the same clusters and mostly the same listeners, and decoding them for each
-	// of N streams would make the simulator, not the server, the bottleneck.
+	// names caches the RDS or EDS names a listener or cluster refers to, by its bytes.
 	names sync.Map // uint64 → []string
 	seed  maphash.Seed
 	// gen counts server restarts: a proxy is in sync when its stream of the current
@@ -247,42 +246,28 @@ func (s *simulator) stream(ctx context.Context, p *simProxy) error {
 	}
 }
 
-// subscriptions returns names(res), from the cache when a response of the same content was
-// seen before.
-func (s *simulator) subscriptions(res *discoveryv3.DiscoveryResponse, names func(*discoveryv3.DiscoveryResponse) []string) []string {
-	var h maphash.Hash
-	h.SetSeed(s.seed)
-	h.WriteString(res.GetTypeUrl())
-	for _, a := range res.GetResources() {
-		h.WriteString(a.GetTypeUrl())
-		h.Write(a.GetValue())
-	}
-	key := h.Sum64()
-	if v, ok := s.names.Load(key); ok {
-		return v.([]string)
-	}
-	n := names(res)
-	s.names.Store(key, n)
-	return n
-}
-
-// listenerRoutes returns the sorted route configuration names a LDS response's listeners use.
-func listenerRoutes(res *discoveryv3.DiscoveryResponse) []string {
+// subscriptions returns the names res's resources refer to (of, one resource's), sorted, with
+// each resource's from the cache when a resource of the same bytes was seen before: proxies
+// of one mesh get the same clusters and mostly the same listeners, and decoding them for each
+// of N streams would make the simulator, not the server, the bottleneck.
+func (s *simulator) subscriptions(res *discoveryv3.DiscoveryResponse, of func(*anypb.Any) []string) []string {
 	var names []string
 	for _, a := range res.GetResources() {
-		var l listenerv3.Listener
-		if a.UnmarshalTo(&l) != nil {
-			continue
+		var h maphash.Hash
+		h.SetSeed(s.seed)
+		h.WriteString(a.GetTypeUrl())
+		h.Write(a.GetValue())
+		key := h.Sum64()
+		var n []string
+		if v, ok := s.names.Load(key); ok {
+			n = v.([]string)
+		} else {
+			n = of(a)
+			s.names.Store(key, n)
 		}
-		for _, fc := range l.GetFilterChains() {
-			for _, f := range fc.GetFilters() {
-				var hcm hcmv3.HttpConnectionManager
-				if f.GetTypedConfig().UnmarshalTo(&hcm) != nil {
-					continue
-				}
-				if n := hcm.GetRds().GetRouteConfigName(); n != "" && !slices.Contains(names, n) {
-					names = append(names, n)
-				}
+		for _, name := range n {
+			if !slices.Contains(names, name) {
+				names = append(names, name)
 			}
 		}
 	}
@@ -290,22 +275,35 @@ func listenerRoutes(res *discoveryv3.DiscoveryResponse) []string {
 	return names
 }
 
-// clusterEndpoints returns the sorted EDS names of a CDS response's EDS clusters.
-func clusterEndpoints(res *discoveryv3.DiscoveryResponse) []string {
+// listenerRoutes returns the route configuration names a listener's connection managers use.
+func listenerRoutes(a *anypb.Any) []string {
+	var l listenerv3.Listener
+	if a.UnmarshalTo(&l) != nil {
+		return nil
+	}
 	var names []string
-	for _, a := range res.GetResources() {
-		var c clusterv3.Cluster
-		if a.UnmarshalTo(&c) != nil || c.GetType() != clusterv3.Cluster_EDS {
-			continue
-		}
-		n := c.GetEdsClusterConfig().GetServiceName()
-		if n == "" {
-			n = c.GetName()
-		}
-		if !slices.Contains(names, n) {
-			names = append(names, n)
+	for _, fc := range l.GetFilterChains() {
+		for _, f := range fc.GetFilters() {
+			var hcm hcmv3.HttpConnectionManager
+			if f.GetTypedConfig().UnmarshalTo(&hcm) != nil {
+				continue
+			}
+			if n := hcm.GetRds().GetRouteConfigName(); n != "" && !slices.Contains(names, n) {
+				names = append(names, n)
+			}
 		}
 	}
-	slices.Sort(names)
 	return names
+}
+
+// clusterEndpoints returns the EDS name of an EDS cluster.
+func clusterEndpoints(a *anypb.Any) []string {
+	var c clusterv3.Cluster
+	if a.UnmarshalTo(&c) != nil || c.GetType() != clusterv3.Cluster_EDS {
+		return nil
+	}
+	if n := c.GetEdsClusterConfig().GetServiceName(); n != "" {
+		return []string{n}
+	}
+	return []string{c.GetName()}
 }

@@ -2,6 +2,7 @@ package xds
 
 import (
 	"cmp"
+	"hash/fnv"
 	"maps"
 	"slices"
 	"strings"
@@ -35,6 +36,14 @@ type Config struct {
 	// listeners (authz.go, ratelimit.go).
 	authz      []*authzEntry
 	rateLimits []*rateLimitEntry
+	// sourceLabels is set when a sidecar's routes depend on its labels: a VirtualService or a
+	// FaultExperiment matches on sourceLabels. Otherwise every sidecar of a namespace gets the
+	// same route table, built and marshaled once (translate.go, routesFor).
+	sourceLabels bool
+	// listenerInputs hashes what a sidecar's own listeners are built from besides the
+	// workload: the PeerAuthentications, AuthorizationPolicies and RateLimits. Zero means
+	// unknown (a resource without its canonical JSON), and nothing is reused.
+	listenerInputs uint64
 }
 
 type vsEntry struct {
@@ -102,7 +111,55 @@ func IndexConfig(rs []*config.Resource) *Config {
 			return cmp.Compare(boolRank(a.res.Namespace != ns), boolRank(b.res.Namespace != ns))
 		})
 	}
+	c.sourceLabels = usesSourceLabels(c)
+	c.listenerInputs = hashListenerInputs(c)
 	return c
+}
+
+// hashListenerInputs hashes the resources a sidecar's own listeners depend on.
+func hashListenerInputs(c *Config) uint64 {
+	var rs []*config.Resource
+	for _, e := range c.peerAuths {
+		rs = append(rs, e.res)
+	}
+	for _, e := range c.authz {
+		rs = append(rs, e.res)
+	}
+	for _, e := range c.rateLimits {
+		rs = append(rs, e.res)
+	}
+	h := fnv.New64a()
+	h.Write([]byte("listener-inputs"))
+	for _, r := range rs {
+		if len(r.SpecJSON) == 0 {
+			return 0
+		}
+		for _, part := range []string{r.Kind, r.Namespace, r.Name, string(r.SpecJSON)} {
+			h.Write([]byte(part))
+			h.Write([]byte{0})
+		}
+	}
+	return max(h.Sum64(), 1)
+}
+
+// usesSourceLabels reports whether any VirtualService or FaultExperiment matches requests
+// by the labels of the workload sending them.
+func usesSourceLabels(c *Config) bool {
+	for _, e := range c.virtualServices {
+		for _, rule := range e.vs.GetHttp() {
+			for _, m := range rule.GetMatch() {
+				if len(m.GetSourceLabels()) > 0 {
+					return true
+				}
+			}
+		}
+	}
+	for _, e := range c.experiments {
+		if e.spec.Match != nil && len(e.spec.Match.SourceLabels) > 0 {
+			return true
+		}
+	}
+	return false
 }
 
 func boolRank(b bool) int {

@@ -13,7 +13,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"hash/fnv"
 	"log/slog"
 	"net/netip"
 	"slices"
@@ -31,7 +30,6 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
-	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/structpb"
 
 	"github.com/sluicemesh/sluice/internal/meta"
@@ -116,6 +114,12 @@ type nodeState struct {
 	empty map[string]bool
 	// requested holds a proxyless client's subscribed names by type URL.
 	requested map[string][]string
+	// last is the last snapshot handed to the cache.
+	last *cachev3.Snapshot
+	// gen counts the streams opened for this node; own is a sidecar's own resources as
+	// last built for the workload of that stream (ownSet).
+	gen int64
+	own *ownSet
 }
 
 // expect records that the proxy's current snapshot reflects configuration revision rev: once
@@ -240,6 +244,8 @@ func (s *Server) onStreamRequest(id int64, req *discoveryv3.DiscoveryRequest) er
 			s.nodes[nodeID] = n
 		}
 		n.workload = w
+		n.gen++
+		n.own = nil
 		n.streams++
 		s.mu.Unlock()
 		s.events.notify(nodeID)
@@ -474,65 +480,131 @@ func (s *Server) Push(ctx context.Context) error {
 	}
 	v := strconv.FormatInt(version, 10)
 
+	type nodeInput struct {
+		w   registry.Workload
+		gen int64
+		own *ownSet
+	}
 	s.mu.Lock()
-	nodes := make(map[string]registry.Workload, len(s.nodes))
+	nodes := make(map[string]nodeInput, len(s.nodes))
 	for id, n := range s.nodes {
-		nodes[id] = n.workload
+		nodes[id] = nodeInput{w: n.workload, gen: n.gen, own: n.own}
 	}
 	s.mu.Unlock()
+	var listenerInputs uint64
+	if loaded.config != nil {
+		listenerInputs = loaded.config.listenerInputs
+	} else {
+		listenerInputs = hashListenerInputs(&Config{})
+	}
 
 	sh := newShared(mesh)
 	var secrets map[string]GatewaySecret
 	if p := s.secrets.Load(); p != nil {
 		secrets = *p
 	}
-	clusterHash, endpointHash := hashResources(sh.clusters), hashResources(sh.endpoints)
-	routeHashes := map[*types.Resource]uint64{}
+	// The resources every sidecar gets are encoded once here, not once per stream.
+	clusters, clusterHash, err := marshalAll(sh.clusters)
+	if err != nil {
+		return s.skipPush(err)
+	}
+	endpoints, endpointHash, err := marshalAll(sh.endpoints)
+	if err != nil {
+		return s.skipPush(err)
+	}
+	endpointNames := resourceNames(sh.endpoints)
+	endpointIndex := index(endpoints)
+	if err := sameNames(resourcev3.EndpointType, references(sh.clusters), endpointNames); err != nil {
+		return s.skipPush(fmt.Errorf("inconsistent clusters and endpoints: %w", err))
+	}
+	// Route tables are shared between proxies alike (routesFor); each is encoded once.
+	type routeSet struct {
+		res   []types.Resource
+		hash  uint64
+		names map[string]bool
+		index map[string]types.ResourceWithTTL
+		err   error
+	}
+	routeSets := map[*types.Resource]*routeSet{}
 	pushed := 0
-	for id, w := range nodes {
-		res := BuildProxy(w, sh)
-		byType := map[string][]types.Resource{
-			resourcev3.ListenerType: res.Listeners,
-			resourcev3.RouteType:    res.Routes,
-			resourcev3.ClusterType:  res.Clusters,
-			resourcev3.EndpointType: res.Endpoints,
-		}
-		if w.Mode == meta.ModeGateway {
-			// Only gateways get secrets, and only those their Gateways name.
-			byType[resourcev3.SecretType] = sh.gatewaySecretResources(w, secrets)
-		}
+	for id, in := range nodes {
+		w := in.w
 		if w.Mode == meta.ModeProxyless {
+			res := BuildProxy(w, sh)
+			byType := map[string][]types.Resource{
+				resourcev3.ListenerType: res.Listeners,
+				resourcev3.RouteType:    res.Routes,
+				resourcev3.ClusterType:  res.Clusters,
+				resourcev3.EndpointType: res.Endpoints,
+			}
 			s.onlyRequested(id, byType)
 			hashes := map[string]uint64{}
 			for typ, items := range byType {
 				hashes[typ] = hashResources(items)
 			}
-			if s.setSnapshot(ctx, id, w, v, loaded.revision, byType, hashes) {
+			if s.setSnapshot(ctx, id, v, loaded.revision, byType, nil, hashes) {
 				pushed++
 			}
 			continue
 		}
-		// Route tables are shared between proxies alike; hash each table once.
-		var routeHash uint64
-		if len(res.Routes) > 0 {
-			key := &res.Routes[0]
-			h, ok := routeHashes[key]
-			if !ok {
-				h = hashResources(res.Routes)
-				routeHashes[key] = h
+		// A sidecar's own listeners and clusters are reused while the workload and the
+		// configuration they are built from stay the same; gateways' are rebuilt.
+		var routes []types.Resource
+		own := in.own
+		if w.Mode == meta.ModeGateway {
+			res := BuildProxy(w, sh)
+			routes = res.Routes
+			if own, err = newOwnSet(res.Listeners, res.Clusters[len(sh.clusters):], nil, 0); err != nil {
+				s.log.Error("snapshot skipped", "node_id", id, "error", err)
+				continue
 			}
-			routeHash = h
+		} else {
+			routes = sh.routesFor(w)
+			if own == nil || own.inputs != listenerInputs || listenerInputs == 0 {
+				before := len(sh.problems)
+				listeners, clusters := sh.sidecarOwn(w)
+				if own, err = newOwnSet(listeners, clusters, slices.Clone(sh.problems[before:]), listenerInputs); err != nil {
+					s.log.Error("snapshot skipped", "node_id", id, "error", err)
+					continue
+				}
+				s.keepOwn(id, in.gen, own)
+			} else {
+				sh.problems = append(sh.problems, own.problems...)
+			}
+		}
+		rs := &routeSet{}
+		if len(routes) > 0 {
+			key := &routes[0]
+			if rs = routeSets[key]; rs == nil {
+				rs = &routeSet{names: resourceNames(routes)}
+				rs.res, rs.hash, rs.err = marshalAll(routes)
+				rs.index = index(rs.res)
+				routeSets[key] = rs
+			}
+		}
+		if err := own.consistent(rs.names, endpointNames); err != nil || rs.err != nil {
+			s.log.Error("inconsistent snapshot skipped", "node_id", id, "error", errors.Join(err, rs.err))
+			continue
+		}
+		byType := map[string][]types.Resource{
+			resourcev3.ListenerType: own.listeners,
+			resourcev3.RouteType:    rs.res,
+			resourcev3.ClusterType:  append(slices.Clip(clusters), own.clusters...),
+			resourcev3.EndpointType: endpoints,
 		}
 		hashes := map[string]uint64{
-			resourcev3.ListenerType: hashResources(res.Listeners),
-			resourcev3.RouteType:    routeHash,
-			resourcev3.ClusterType:  clusterHash ^ hashResources(res.Clusters[len(sh.clusters):]),
+			resourcev3.ListenerType: own.listenerHash,
+			resourcev3.RouteType:    rs.hash,
+			resourcev3.ClusterType:  clusterHash ^ own.clusterHash,
 			resourcev3.EndpointType: endpointHash,
 		}
 		if w.Mode == meta.ModeGateway {
+			// Only gateways get secrets, and only those their Gateways name.
+			byType[resourcev3.SecretType] = sh.gatewaySecretResources(w, secrets)
 			hashes[resourcev3.SecretType] = hashResources(byType[resourcev3.SecretType])
 		}
-		if s.setSnapshot(ctx, id, w, v, loaded.revision, byType, hashes) {
+		indexed := map[string]map[string]types.ResourceWithTTL{resourcev3.EndpointType: endpointIndex, resourcev3.RouteType: rs.index}
+		if s.setSnapshot(ctx, id, v, loaded.revision, byType, indexed, hashes) {
 			pushed++
 		}
 	}
@@ -543,17 +615,28 @@ func (s *Server) Push(ctx context.Context) error {
 	return nil
 }
 
+// keepOwn stores a sidecar's own resources for the next push, unless the node reconnected
+// (perhaps as another workload) meanwhile.
+func (s *Server) keepOwn(id string, gen int64, own *ownSet) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if n := s.nodes[id]; n != nil && n.gen == gen {
+		n.own = own
+	}
+}
+
+// skipPush reports a push that could not be built: a translator bug, since the builders'
+// output is valid by construction. The proxies keep their last configuration.
+func (s *Server) skipPush(err error) error {
+	s.log.Error("push skipped: every proxy keeps its last configuration", "error", err)
+	return nil
+}
+
 // setSnapshot hands a proxy its new snapshot when its content changed, and reports whether
 // it did.
-func (s *Server) setSnapshot(ctx context.Context, id string, w registry.Workload, v string, revision int64, byType map[string][]types.Resource, hashes map[string]uint64) bool {
-	changed, snap := s.nextSnapshot(id, v, revision, byType, hashes)
+func (s *Server) setSnapshot(ctx context.Context, id string, v string, revision int64, byType map[string][]types.Resource, indexed map[string]map[string]types.ResourceWithTTL, hashes map[string]uint64) bool {
+	changed, snap := s.nextSnapshot(id, v, revision, byType, indexed, hashes)
 	if !changed {
-		return false
-	}
-	// go-control-plane's consistency check does not follow API listeners to their route
-	// tables, so it would refuse every proxyless snapshot.
-	if err := snap.Consistent(); err != nil && w.Mode != meta.ModeProxyless {
-		s.log.Error("inconsistent snapshot skipped", "node_id", id, "error", err)
 		return false
 	}
 	if err := s.cache.SetSnapshot(ctx, id, snap); err != nil {
@@ -606,8 +689,10 @@ func (s *Server) Problems() []Problem {
 }
 
 // nextSnapshot records the hashes of a proxy's new configuration and returns the snapshot to
-// publish, versioning each type with v only where its hash changed.
-func (s *Server) nextSnapshot(id, v string, revision int64, byType map[string][]types.Resource, hashes map[string]uint64) (bool, *cachev3.Snapshot) {
+// publish, versioning each type with v only where its hash changed. A type whose content did
+// not change keeps its indexed resources from the last snapshot; indexed gives, by type, an
+// index shared with other proxies to use instead of indexing byType's list again.
+func (s *Server) nextSnapshot(id, v string, revision int64, byType map[string][]types.Resource, indexed map[string]map[string]types.ResourceWithTTL, hashes map[string]uint64) (bool, *cachev3.Snapshot) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	n := s.nodes[id]
@@ -622,15 +707,15 @@ func (s *Server) nextSnapshot(id, v string, revision int64, byType map[string][]
 			s.events.notify(id)
 		}
 	}(n.syncedRevision)
-	changed := false
+	changed := map[string]bool{}
 	for typ, h := range hashes {
 		if old, ok := n.hashes[typ]; !ok || old != h {
 			n.hashes[typ] = h
 			n.versions[typ] = v
-			changed = true
+			changed[typ] = true
 		}
 	}
-	if !changed {
+	if len(changed) == 0 {
 		return false, nil
 	}
 	snap := &cachev3.Snapshot{}
@@ -638,8 +723,16 @@ func (s *Server) nextSnapshot(id, v string, revision int64, byType map[string][]
 	for typ, items := range byType {
 		n.empty[typ] = len(items) == 0
 		rt := cachev3.GetResponseType(typ)
-		snap.Resources[rt] = cachev3.NewResources(n.versions[typ], items)
+		switch {
+		case !changed[typ] && n.last != nil && n.last.Resources[rt].Version == n.versions[typ]:
+			snap.Resources[rt] = n.last.Resources[rt]
+		case indexed[typ] != nil:
+			snap.Resources[rt] = cachev3.Resources{Version: n.versions[typ], Items: indexed[typ]}
+		default:
+			snap.Resources[rt] = cachev3.NewResources(n.versions[typ], items)
+		}
 	}
+	n.last = snap
 	return true, snap
 }
 
@@ -681,18 +774,6 @@ func (s *Server) Proxies() []ProxyInfo {
 		out = append(out, pi)
 	}
 	return out
-}
-
-func hashResources(rs []types.Resource) uint64 {
-	h := fnv.New64a()
-	opts := proto.MarshalOptions{Deterministic: true}
-	var buf []byte
-	for _, r := range rs {
-		buf, _ = opts.MarshalAppend(buf[:0], r)
-		h.Write(buf)
-		h.Write([]byte{0})
-	}
-	return h.Sum64()
 }
 
 func shortType(typeURL string) string {
@@ -756,12 +837,14 @@ func WorkloadFromNode(n *corev3.Node) (registry.Workload, error) {
 	return w, nil
 }
 
-// cacheLogger sends go-control-plane's cache logs to slog; its chatter is debug-level.
+// cacheLogger sends go-control-plane's cache logs to slog. Its warnings are the expected steps
+// of ADS (a proxy still asking for the endpoints of clusters it is about to drop, a fetch of
+// an unchanged version), so they are debug-level like the rest of its chatter.
 type cacheLogger struct{ log *slog.Logger }
 
 func (l cacheLogger) Debugf(format string, args ...any) { l.log.Debug(fmt.Sprintf(format, args...)) }
 func (l cacheLogger) Infof(format string, args ...any)  { l.log.Debug(fmt.Sprintf(format, args...)) }
-func (l cacheLogger) Warnf(format string, args ...any)  { l.log.Warn(fmt.Sprintf(format, args...)) }
+func (l cacheLogger) Warnf(format string, args ...any)  { l.log.Debug(fmt.Sprintf(format, args...)) }
 func (l cacheLogger) Errorf(format string, args ...any) { l.log.Error(fmt.Sprintf(format, args...)) }
 
 // maxHealthReason bounds the reason a proxy reports for its application's health.

@@ -145,10 +145,13 @@ func newShared(m *Mesh) *shared {
 }
 
 // routesFor returns a proxy's route tables, shared with every proxy that would get the same:
-// they depend on the proxy's namespace, its labels (sourceLabels matches) and, for a gateway,
-// the Gateways that select it.
+// they depend on the proxy's namespace, its labels when a sourceLabels match exists and,
+// for a gateway, the Gateways that select it.
 func (sh *shared) routesFor(w registry.Workload) []types.Resource {
-	key := w.Mode + "|" + w.Namespace + "|" + labelKey(w.Labels)
+	key := w.Mode + "|" + w.Namespace
+	if w.Mode == meta.ModeGateway || (sh.mesh.Config != nil && sh.mesh.Config.sourceLabels) {
+		key += "|" + labelKey(w.Labels)
+	}
 	if rs, ok := sh.routes[key]; ok {
 		return rs
 	}
@@ -274,14 +277,23 @@ func BuildProxy(w registry.Workload, sh *shared) *Resources {
 		r.Clusters = sh.proxylessClusters()
 		return r
 	}
-	r.Listeners = append(r.Listeners, outboundListener(w.Address, sh.mesh.Features))
+	var own []types.Resource
+	r.Listeners, own = sh.sidecarOwn(w)
 	// The shared slice is clipped so that appending copies instead of writing into it.
-	r.Clusters = slices.Clip(r.Clusters)
-	for _, p := range w.Ports {
-		r.Listeners = append(r.Listeners, sh.withInboundFilters(w, p.Port, sh.sidecarInboundListener(w, p.Port)))
-		r.Clusters = append(r.Clusters, staticCluster(meta.InboundCluster(p.Port), w.Address, p.AppPort))
-	}
+	r.Clusters = append(slices.Clip(r.Clusters), own...)
 	return r
+}
+
+// sidecarOwn returns what belongs to one sidecar alone: its outbound and inbound listeners,
+// and the clusters of its application's ports. They depend on the workload and on the
+// configuration's listenerInputs only.
+func (sh *shared) sidecarOwn(w registry.Workload) (listeners, clusters []types.Resource) {
+	listeners = append(listeners, outboundListener(w.Address, sh.mesh.Features))
+	for _, p := range w.Ports {
+		listeners = append(listeners, sh.withInboundFilters(w, p.Port, sh.sidecarInboundListener(w, p.Port)))
+		clusters = append(clusters, staticCluster(meta.InboundCluster(p.Port), w.Address, p.AppPort))
+	}
+	return listeners, clusters
 }
 
 // apiListeners gives a proxyless gRPC client a listener for each name it may dial a service

@@ -1,0 +1,88 @@
+package server
+
+import (
+	"context"
+	"io"
+	"log/slog"
+	"runtime/metrics"
+	"testing"
+	"time"
+)
+
+var sink [][]byte
+
+// Garbage left by a burst of work goes back to the operating system without waiting for the
+// runtime's own pace: two checks that find the resident heap well above its size at the
+// start, then a collection and a release. (The checks come every half second, long after the
+// burst's allocations are done.)
+func TestTrimMemoryReturnsGarbage(t *testing.T) {
+	released := func() uint64 {
+		s := []metrics.Sample{{Name: "/memory/classes/heap/released:bytes"}}
+		metrics.Read(s)
+		return s[0].Value.Uint64()
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	done := make(chan error, 1)
+	go func() { done <- trimMemory(ctx, slog.New(slog.NewTextHandler(io.Discard, nil)), 500*time.Millisecond) }()
+	for range 256 {
+		sink = append(sink, make([]byte, 1<<20))
+	}
+	sink = nil
+	before := released()
+	deadline := time.Now().Add(10 * time.Second)
+	for released() < before+128<<20 {
+		if time.Now().After(deadline) {
+			t.Fatalf("released %d MiB more after 10 s, want at least 128 MiB of the 256 MiB dropped", (released()-before)>>20)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+}
+
+// The trimmer trims after a storm even when a trim in the middle of it left a high floor, and
+// backs off when the heap is simply large.
+func TestTrimmerDecisions(t *testing.T) {
+	const mb = 1 << 20
+	tr := newTrimmer(30 * mb)
+	checks := func(resident uint64, n int) (trims int) {
+		for range n {
+			if tr.check(resident) {
+				trims++
+				tr.trimmed(resident, resident) // nothing to free: the heap is live
+			}
+		}
+		return trims
+	}
+	if n := checks(60*mb, 20); n != 0 {
+		t.Errorf("a heap within the threshold of its floor was trimmed %d times", n)
+	}
+	// A storm: the heap grows to 800 MiB; a trim in the middle finds it all live.
+	if !tr.check(800*mb) && !tr.check(800*mb) {
+		t.Fatal("800 MiB over a 30 MiB floor for two checks: no trim")
+	}
+	tr.trimmed(800*mb, 790*mb)
+	// After it, the garbage stays resident: the floor decays and the next trim frees it.
+	trimmed := false
+	for range 200 {
+		if tr.check(790 * mb) {
+			trimmed = true
+			break
+		}
+	}
+	if !trimmed {
+		t.Fatal("after a mid-storm trim, the storm's garbage was never trimmed")
+	}
+	tr.trimmed(790*mb, 80*mb)
+	if tr.floor != 80*mb || tr.backoff != 1 {
+		t.Errorf("after a trim freeing 710 MiB: floor %d MiB, backoff %d; want 80 MiB, 1", tr.floor/mb, tr.backoff)
+	}
+	// A large live heap: trims free nothing, so they back off to one per trimMaxBackoff checks.
+	tr = newTrimmer(30 * mb)
+	if n := checks(1000*mb, 2000); n > 2000/trimMaxBackoff+8 {
+		t.Errorf("a 1 GiB live heap was trimmed %d times in 2,000 checks; want about %d", n, 2000/trimMaxBackoff)
+	}
+}
