@@ -309,7 +309,10 @@ func launchProxy(t testing.TB, cp *controlPlane, addr string, extra ...string) *
 	t.Helper()
 	args := append([]string{"--control-plane", cp.addr, "--address", addr, "--service", "test",
 		"--labels", "app=test,version=v1", "--name", "test", "--service-account", "sa",
-		"--drain-timeout", "5s", "--log-level", "debug"}, extra...)
+		"--drain-timeout", "5s", "--log-level", "debug",
+		// The proxy runs inside the test process, with other proxies and the test's own
+		// data: keep Go's default collector for it.
+		"--gc-percent", "100", "--memory-limit", "off"}, extra...)
 	ctx, cancel := context.WithCancel(context.Background())
 	p := &runningProxy{addr: addr, cancel: cancel, errc: make(chan error, 1),
 		client: &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 64}, Timeout: 10 * time.Second}}

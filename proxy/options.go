@@ -42,6 +42,8 @@ type options struct {
 	pprof bool
 	// security is the control plane's credentials and the workload's identity.
 	security securityOptions
+	// gc is how the Go garbage collector runs in this process.
+	gc gcOptions
 }
 
 // errHelp is returned by parseOptions when the usage was asked for and printed.
@@ -78,6 +80,8 @@ var flagDocs = []struct{ name, usage string }{
 	{"health-path", "the application's readiness path, probed with an HTTP GET that must answer 2xx or 3xx; empty probes with a TCP connect"},
 	{"health-port", "the application port probed (default the first --inbound's APPPORT)"},
 	{"health-interval", "the time between probes of the application; 0 stops probing. A not-ready application gets no traffic from the mesh"},
+	{"gc-percent", "the Go garbage collector's GOGC: how far the heap may grow over what is live before a collection, in percent, or off (then --memory-limit alone starts collections). Higher collects less often for more memory: at 5,000 requests a second, 800 with --memory-limit 20MiB halves the collections for 3 to 6 MB more RSS. A GOGC environment variable wins over the default"},
+	{"memory-limit", "a soft limit on the Go runtime's memory (heap, stacks and GC metadata; not the binary's mapped code), such as 64MiB or 1GiB, or off: the collector then runs as often as it must to stay under it, whatever --gc-percent allows. Keep it well above the proxy's live heap, which grows with the mesh's config, or the proxy spends its CPU collecting. A GOMEMLIMIT environment variable wins over the default"},
 	{"pprof", "serve Go's CPU, heap and allocation profiles at /debug/pprof/ on the admin port, for benchmarks and debugging (true or false)"},
 }
 
@@ -96,7 +100,7 @@ func parseOptions(args []string, getenv func(string) string, stdout io.Writer) (
 		serviceAccount, mode, name, drainTimeout, logLevel = new(string), new(string), new(string), new(string), new(string)
 		drainDelay, prometheusPort, telemetry              = new(string), new(string), new(string)
 		healthPath, healthPort, healthInterval             = new(string), new(string), new(string)
-		pprof                                              = new(string)
+		pprof, gcPercent, memoryLimit                      = new(string), new(string), new(string)
 		tokenFile, caRootFile, trustDomain                 = new(string), new(string), new(string)
 		inbound                                            inboundFlag
 	)
@@ -118,6 +122,8 @@ func parseOptions(args []string, getenv func(string) string, stdout io.Writer) (
 	fs.StringVar(prometheusPort, "prometheus-port", strconv.Itoa(meta.PrometheusPort), "")
 	fs.StringVar(telemetry, "telemetry", "true", "")
 	fs.StringVar(pprof, "pprof", "false", "")
+	fs.StringVar(gcPercent, "gc-percent", strconv.Itoa(defaultGCPercent), "")
+	fs.StringVar(memoryLimit, "memory-limit", formatBytes(defaultMemoryLimit), "")
 	fs.StringVar(tokenFile, "token-file", "", "")
 	fs.StringVar(caRootFile, "ca-root-file", "", "")
 	fs.StringVar(trustDomain, "trust-domain", "cluster.local", "")
@@ -254,6 +260,10 @@ func parseOptions(args []string, getenv func(string) string, stdout io.Writer) (
 		return nil, err
 	}
 	if o.security, err = parseSecurityOptions(o, *tokenFile, *caRootFile, *trustDomain); err != nil {
+		return nil, err
+	}
+	if o.gc, err = parseGCOptions(*gcPercent, *memoryLimit, set["gc-percent"] || getenv(envName("gc-percent")) != "",
+		set["memory-limit"] || getenv(envName("memory-limit")) != "", getenv); err != nil {
 		return nil, err
 	}
 	if o.name == "" {

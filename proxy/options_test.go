@@ -3,6 +3,7 @@ package proxy
 import (
 	"fmt"
 	"io"
+	"math"
 	"strings"
 	"testing"
 	"time"
@@ -113,6 +114,47 @@ func TestParseOptions(t *testing.T) {
 		{name: "bad health interval", args: base + " --health-interval often", wantErr: `--health-interval "often" is not a duration`},
 		{name: "relative health path", args: base + " --health-path healthz", wantErr: `--health-path "healthz" must start with /`},
 		{name: "bad health port", args: base + " --inbound 9080=19080 --health-port 0", wantErr: `--health-port "0" is not a port number`},
+		{name: "collector defaults", args: base, check: func(o *options) string {
+			if o.gc != (gcOptions{setPercent: true, percent: defaultGCPercent, setLimit: true, limit: defaultMemoryLimit}) {
+				return fmt.Sprintf("%+v", o.gc)
+			}
+			return ""
+		}},
+		{name: "collector set by flags", args: base + " --gc-percent 150 --memory-limit 1GiB", check: func(o *options) string {
+			if o.gc != (gcOptions{setPercent: true, percent: 150, setLimit: true, limit: 1 << 30}) {
+				return fmt.Sprintf("%+v", o.gc)
+			}
+			return ""
+		}},
+		{name: "collector off until a limit", args: base + " --gc-percent off --memory-limit 64MiB", check: func(o *options) string {
+			if o.gc.percent != -1 || o.gc.limit != 64<<20 {
+				return fmt.Sprintf("%+v", o.gc)
+			}
+			return ""
+		}},
+		{name: "no memory limit", args: base + " --memory-limit off", check: func(o *options) string {
+			if !o.gc.setLimit || o.gc.limit != math.MaxInt64 {
+				return fmt.Sprintf("%+v", o.gc)
+			}
+			return ""
+		}},
+		{name: "GOGC and GOMEMLIMIT win over the defaults", args: base, env: map[string]string{"GOGC": "50", "GOMEMLIMIT": "1GiB"},
+			check: func(o *options) string {
+				if o.gc.setPercent || o.gc.setLimit {
+					return fmt.Sprintf("%+v", o.gc)
+				}
+				return ""
+			}},
+		{name: "flags win over GOGC", args: base + " --gc-percent 300", env: map[string]string{"GOGC": "50", "SLUICE_MEMORY_LIMIT": "32MiB"},
+			check: func(o *options) string {
+				if !o.gc.setPercent || o.gc.percent != 300 || !o.gc.setLimit || o.gc.limit != 32<<20 {
+					return fmt.Sprintf("%+v", o.gc)
+				}
+				return ""
+			}},
+		{name: "bad gc percent", args: base + " --gc-percent 0", wantErr: `--gc-percent "0" is not a positive whole number or off`},
+		{name: "bad memory limit", args: base + " --memory-limit 20MB", wantErr: `--memory-limit "20MB": not a size in bytes`},
+		{name: "collector never runs", args: base + " --gc-percent off --memory-limit off", wantErr: "--gc-percent off needs a --memory-limit"},
 		{name: "unknown flag", args: base + " --port 1", wantErr: "unknown flag --port"},
 		{name: "stray argument", args: base + " extra", wantErr: `unexpected argument "extra"`},
 	}
@@ -144,7 +186,7 @@ func TestHelp(t *testing.T) {
 	if _, err := parseOptions([]string{"--help"}, func(string) string { return "" }, &out); err != errHelp {
 		t.Fatalf("--help: %v", err)
 	}
-	for _, want := range []string{"--control-plane", "--inbound", "SLUICE_<FLAG>", "(default 5s)"} {
+	for _, want := range []string{"--control-plane", "--inbound", "SLUICE_<FLAG>", "(default 5s)", "--memory-limit", "(default off)", "(default 100)"} {
 		if !strings.Contains(out.String(), want) {
 			t.Errorf("usage lacks %q:\n%s", want, out.String())
 		}

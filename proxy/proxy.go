@@ -161,6 +161,9 @@ func Run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	if err != nil {
 		return err
 	}
+	// The collector's settings are the process's: sluice-proxy is the only thing running in
+	// it.
+	o.gc.apply()
 	return p.run(ctx)
 }
 

@@ -235,7 +235,7 @@ func evaluateTargets(r *Results) []Target {
 			t.Measured += " (quick mode: fewer proxies than the target names)"
 		}
 		if !t.Met {
-			t.Explanation = "the server's CPU profile during the changes (bench/profiles/server-cpu-N.pprof) puts most of a push in sending it: a route table copied into each proxy's response and into gRPC's frame buffer, then written to each of N streams; building the push for every proxy is the smaller part. The simulated proxies read and ACK on the other core, which they share with the benchmark driver. The first change of a run adds subsets, so every proxy also gets new clusters and endpoints and asks for the new endpoint names; it is the slowest change, and with 10 changes p99 is the slowest."
+			t.Explanation = "the server's CPU profile during the changes (bench/profiles/server-cpu-N.pprof) puts most of a push in sending it: a route table copied into each proxy's response and into gRPC's frame buffer, then written to each of N streams; building the push for every proxy is the smaller part. The simulated proxies read and ACK on the other core, which they share with the benchmark driver. With 10 changes, p99 is the slowest of them."
 		}
 		ts = append(ts, t)
 		t = Target{Name: "control-plane memory per proxy", Target: fmt.Sprintf("≤ %.1f MB", targetMBPerProxy),

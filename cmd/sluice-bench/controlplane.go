@@ -57,16 +57,19 @@ func runControlPlane(ctx context.Context, log *slog.Logger, cp *controlPlane, n,
 		// The CPU profile covers the changes below, about two seconds each.
 		errc := make(chan error, 1)
 		go func() {
-			errc <- fetch(ctx, base+"profile?seconds="+strconv.Itoa(2*changes), filepath.Join(profDir, fmt.Sprintf("server-cpu-%d.pprof", n)))
+			errc <- fetch(ctx, base+"profile?seconds="+strconv.Itoa(2*(changes+1)), filepath.Join(profDir, fmt.Sprintf("server-cpu-%d.pprof", n)))
 		}()
 		cpuProfile = func() error { return <-errc }
 	}
 
+	// The first change creates the split: the service's subsets are new, so every proxy gets
+	// new clusters and endpoints besides its routes, and asks for the new endpoint names. It
+	// is reported on its own; the weight changes after it move routes only.
 	service := simService(0)
 	var lat, cpu []float64
-	for i := range changes {
+	for i := range changes + 1 {
 		body := `{"weights":{"v1":90,"v2":10}}`
-		if i%2 == 1 {
+		if i%2 == 0 {
 			body = `{"weights":{"v1":10,"v2":90}}`
 		}
 		before, err := measure([]int{cp.proc.pid()})
@@ -91,9 +94,14 @@ func runControlPlane(ctx context.Context, log *slog.Logger, cp *controlPlane, n,
 		if err != nil {
 			return run, err
 		}
-		lat = append(lat, float64(last.Sub(committed).Microseconds())/1000)
-		cpu = append(cpu, (after.CPUSeconds-before.CPUSeconds)*1000)
-		log.Info("weight change propagated", "proxies", n, "revision", rev, "ms", round(lat[len(lat)-1], 1))
+		ms := float64(last.Sub(committed).Microseconds()) / 1000
+		log.Info("weight change propagated", "proxies", n, "revision", rev, "ms", round(ms, 1), "creates_split", i == 0)
+		if i == 0 {
+			run.FirstSplitMs = round(ms, 1)
+		} else {
+			lat = append(lat, ms)
+			cpu = append(cpu, (after.CPUSeconds-before.CPUSeconds)*1000)
+		}
 		time.Sleep(300 * time.Millisecond)
 	}
 	run.PropagationP50, run.PropagationP99, run.PropagationMax = round(percentile(lat, 50), 1), round(percentile(lat, 99), 1), round(percentile(lat, 100), 1)

@@ -165,21 +165,22 @@ func markdown(r *Results) string {
 		"that subscribes as sluice-proxy does (LDS and CDS wildcard, then the RDS and EDS names they " +
 		"hold) and ACKs every response, against a real sluice-server with PostgreSQL. Propagation is " +
 		"from a weight change's commit (`PUT /api/v1/namespaces/default/services/{name}/traffic`) to " +
-		"the last proxy's ACK, both stamped by the server. CPU per push includes the API calls that " +
+		"the last proxy's ACK, both stamped by the server; the first change of a run creates the split " +
+		"(new subsets, so new clusters and endpoints for every proxy besides routes) and is shown on its own. CPU per push includes the API calls that " +
 		"make the change and poll for the ACKs. RSS idle and connected are read once memory has settled " +
 		"(20 s after the server starts or the last proxy syncs, in which the server returns the pages a " +
 		"push storm freed); RSS per proxy is (RSS connected − RSS idle) / N; peak is the server's VmHWM " +
 		"by then, the connect storm's in-flight configuration included. " +
 		"Resync is from the restarted server's exec to every stream holding an ACKed LDS, CDS, RDS and EDS.\n\n")
-	w("| proxies | services | changes | propagation p50 / p99 / max | server CPU per push | server RSS idle → connected (peak) | RSS per proxy | connect all | ready after restart | resync after restart |\n")
-	w("|---|---|---|---|---|---|---|---|---|---|\n")
+	w("| proxies | services | changes | propagation p50 / p99 / max | first split | server CPU per push | server RSS idle → connected (peak) | RSS per proxy | connect all | ready after restart | resync after restart |\n")
+	w("|---|---|---|---|---|---|---|---|---|---|---|\n")
 	var stopped []CPRun
 	for _, c := range r.ControlPlane.Runs {
 		if c.Error != "" {
 			stopped = append(stopped, c)
 		}
-		w("| %d | %d | %d | %.0f / %.0f / %.0f ms | %.0f ms | %.0f → %.0f MB (%.0f MB) | %.3f MB | %.1f s | %.1f s | %.1f s |\n",
-			c.Proxies, c.Services, c.Changes, c.PropagationP50, c.PropagationP99, c.PropagationMax, c.CPUPerPushMs,
+		w("| %d | %d | %d | %.0f / %.0f / %.0f ms | %.0f ms | %.0f ms | %.0f → %.0f MB (%.0f MB) | %.3f MB | %.1f s | %.1f s | %.1f s |\n",
+			c.Proxies, c.Services, c.Changes, c.PropagationP50, c.PropagationP99, c.PropagationMax, c.FirstSplitMs, c.CPUPerPushMs,
 			c.BaselineRSSMB, c.ConnectedRSSMB, c.PeakRSSMB, c.RSSPerProxyMB, c.ConnectAllS, c.ServerReadyS, c.ResyncAfterRest)
 	}
 	w("\n")

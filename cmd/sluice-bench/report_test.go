@@ -103,7 +103,7 @@ func fullResults() *Results {
 			Throughput: RateFigure{AskedRPS: 20000, RPS: 20000, P99: 4.5, ProxyCores: 0.8, LoadCores: 0.6, RestCores: 0.05, OtherCores: 0.1, Bound: "the proxy's core: 30000 rps asked gave 24000 (0 errors) with the proxy at 0.98 cores"},
 			LowLatency: RateFigure{AskedRPS: 5000, RPS: 5000, P99: 0.9, ProxyCores: 0.2, LoadCores: 0.3, Bound: "the proxy's own tail: p99 1.40 ms at 7500 rps"}}}}
 	r.ControlPlane.Runs = []CPRun{{Proxies: 1000, Services: 200, Changes: 3, PropagationP50: 40, PropagationP99: 90, PropagationMax: 90,
-		CPUPerPushMs: 200, BaselineRSSMB: 100, ConnectedRSSMB: 250, RSSPerProxyMB: 0.15, ConnectAllS: 3, ServerReadyS: 1, ResyncAfterRest: 4}}
+		FirstSplitMs: 300, CPUPerPushMs: 200, BaselineRSSMB: 100, ConnectedRSSMB: 250, PeakRSSMB: 600, RSSPerProxyMB: 0.15, ConnectAllS: 3, ServerReadyS: 1, ResyncAfterRest: 4}}
 	r.Telemetry = Telemetry{Command: "go test", Sidecars: 1000, Intervals: 20, ServerCPUMsPerS: 480, RowsPerS: 2300,
 		LiveStreamLag: "tap", LiveLagEntries: 300, LiveLagP50: 600, LiveLagP99: 1300, LiveLagMax: 1400}
 	r.Profiles = Profiles{Load: "load", CPUFile: "cpu.pprof", HeapFile: "allocs.pprof",
@@ -146,6 +146,8 @@ func TestCheckRejects(t *testing.T) {
 		"no rate per core":          func(r *Results) { r.DataPlane.MaxRate[0].RPSPerCore = 0 },
 		"many failed requests":      func(r *Results) { r.DataPlane.Cells[3].Errors = r.DataPlane.Cells[3].Requests / 2 },
 		"peak RSS below the RSS":    func(r *Results) { r.DataPlane.Cells[1].PeakRSSMB = 1 },
+		"first split missing":       func(r *Results) { r.ControlPlane.Runs[0].FirstSplitMs = 0 },
+		"server peak below RSS":     func(r *Results) { r.ControlPlane.Runs[0].PeakRSSMB = 1 },
 	} {
 		r := fullResults()
 		spoil(r)

@@ -13,6 +13,7 @@ import (
 	hcmv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/http_connection_manager/v3"
 
 	"github.com/sluicemesh/sluice/proxy/internal/filter"
+	"github.com/sluicemesh/sluice/proxy/internal/route"
 )
 
 // compileSecurityFilter compiles an RBAC or local rate limit entry of http_filters; the
@@ -45,10 +46,11 @@ func compileSecurityFilter(f *hcmv3.HttpFilter) (HTTPFilter, error) {
 	}
 }
 
-// rbacRequest gathers what RBAC matching reads of the exchange: the request, both ends of
-// the connection and, over mutual TLS, the client's certificate identity.
-func (ex *exchange) rbacRequest() filter.RBACRequest {
-	q := filter.RBACRequest{Req: &ex.req}
+// rbacRequest gathers what RBAC matching reads of the exchange: the request (req, a copy of
+// ex.req), both ends of the connection and, over mutual TLS, the client's certificate
+// identity.
+func (ex *exchange) rbacRequest(req *route.Request) filter.RBACRequest {
+	q := filter.RBACRequest{Req: req}
 	if ap, err := netip.ParseAddrPort(ex.r.RemoteAddr); err == nil {
 		q.DirectRemote = ap.Addr().Unmap()
 	}
@@ -70,7 +72,10 @@ func (ex *exchange) rbacRequest() filter.RBACRequest {
 // Envoy does (reporting true). Envoy sets no response flag for it; the reason names the
 // policy. A LOG (AUDIT) policy's match is counted and logged.
 func (ex *exchange) authorize(r *filter.RBAC) (answered bool) {
-	q := ex.rbacRequest()
+	// RBAC keeps what it is given as far as escape analysis can tell: handing it a copy of
+	// the request keeps the exchange itself on ServeHTTP's stack.
+	req := ex.req
+	q := ex.rbacRequest(&req)
 	allowed, reason := r.Decide(&q)
 	if !allowed {
 		ex.h.stats.RBACDenied.Add(1)

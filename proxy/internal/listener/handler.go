@@ -365,13 +365,30 @@ func upstreamURL(addr, path string) *url.URL {
 
 var errWrite = errors.New("write to client failed")
 
-// bufPool holds the buffers response bodies are copied with.
-var bufPool = sync.Pool{New: func() any { b := make([]byte, 32*1024); return &b }}
+// Response bodies are copied with pooled buffers of two sizes: a large one lets a big or
+// streamed body be read with few system calls, and a body known to fit in a small one
+// (most API answers) takes that instead, so that the buffers held by the requests in
+// flight, and those the pool drops and makes again after every garbage collection, stay
+// small.
+const (
+	smallBuf = 4 << 10
+	largeBuf = 32 << 10
+)
 
-// copyBody copies body to w and returns how many bytes were written.
-func copyBody(w http.ResponseWriter, body io.Reader, flush bool) (int64, error) {
-	bp := bufPool.Get().(*[]byte)
-	defer bufPool.Put(bp)
+var (
+	smallBufPool = sync.Pool{New: func() any { b := make([]byte, smallBuf); return &b }}
+	largeBufPool = sync.Pool{New: func() any { b := make([]byte, largeBuf); return &b }}
+)
+
+// copyBody copies body, of length size (-1 when unknown), to w and returns how many bytes
+// were written.
+func copyBody(w http.ResponseWriter, body io.Reader, size int64, flush bool) (int64, error) {
+	pool := &largeBufPool
+	if size >= 0 && size <= smallBuf {
+		pool = &smallBufPool
+	}
+	bp := pool.Get().(*[]byte)
+	defer pool.Put(bp)
 	buf := *bp
 	rc := http.NewResponseController(w)
 	var written int64

@@ -96,7 +96,7 @@ func TestGRPCMessageEncoding(t *testing.T) {
 	}
 }
 
-func testListener(t *testing.T, name, addr string, rc *routev3.RouteConfiguration, mod func(*hcmv3.HttpConnectionManager)) *Config {
+func testListener(t testing.TB, name, addr string, rc *routev3.RouteConfiguration, mod func(*hcmv3.HttpConnectionManager)) *Config {
 	t.Helper()
 	hcm := &hcmv3.HttpConnectionManager{StatPrefix: name,
 		RouteSpecifier: &hcmv3.HttpConnectionManager_RouteConfig{RouteConfig: rc},
@@ -129,7 +129,7 @@ func direct(body string) *routev3.RouteConfiguration {
 				Body: &corev3.DataSource{Specifier: &corev3.DataSource_InlineString{InlineString: body}}}}}}}}}
 }
 
-func freeAddr(t *testing.T) string {
+func freeAddr(t testing.TB) string {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {

@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
+	"unsafe"
 )
 
 // ReasonHeader carries, on every answer the proxy makes itself, why it made it: "no route for
@@ -112,14 +113,25 @@ func grpcMessage(s string) string {
 }
 
 // newRequestID returns a random (version 4) UUID, the form of Envoy's x-request-id.
-func newRequestID() string {
+func newRequestID() string { return requestIDValue()[0] }
+
+// requestID is a header value holding a request id: the value's slice and the id's bytes
+// in one allocation, the one a generated x-request-id costs per request.
+type requestID struct {
+	value [1]string
+	text  [36]byte
+}
+
+// requestIDValue returns a new random request id as a header value.
+func requestIDValue() []string {
 	var b [16]byte
 	binary.LittleEndian.PutUint64(b[:8], rand.Uint64())
 	binary.LittleEndian.PutUint64(b[8:], rand.Uint64())
 	b[6] = b[6]&0x0f | 0x40 // version 4
 	b[8] = b[8]&0x3f | 0x80 // RFC 4122 variant
 	const hex = "0123456789abcdef"
-	var out [36]byte
+	id := new(requestID)
+	out := &id.text
 	j := 0
 	for i, c := range b {
 		if i == 4 || i == 6 || i == 8 || i == 10 {
@@ -129,5 +141,7 @@ func newRequestID() string {
 		out[j], out[j+1] = hex[c>>4], hex[c&0xf]
 		j += 2
 	}
-	return string(out[:])
+	// The bytes are never written again: the string may share them.
+	id.value[0] = unsafe.String(&out[0], len(out))
+	return id.value[:]
 }
