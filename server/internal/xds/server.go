@@ -39,12 +39,24 @@ import (
 	"github.com/sluicemesh/sluice/server/internal/store"
 )
 
-// Debounce bounds: a push waits for Quiet without further changes, but never longer than
-// MaxDelay after the first change, so a steady trickle of changes cannot starve pushes.
+// Debounce bounds: a push waits for Quiet without further changes, but never longer than a
+// maximum delay after the first change, so a steady trickle of changes cannot starve pushes.
+// The maximum is MaxDelay, or MaxDelayFactor times as long as the last push took to build
+// when that is longer, up to MaxDelayCap: while a thousand proxies connect one after the
+// other, every connection changes the endpoints of all, and pushing each change to every
+// proxy as it comes would spend the server on pushes soon superseded. A lone change still
+// goes out after Quiet.
 const (
-	debounceQuiet    = 10 * time.Millisecond
-	debounceMaxDelay = 50 * time.Millisecond
+	debounceQuiet          = 10 * time.Millisecond
+	debounceMaxDelay       = 50 * time.Millisecond
+	debounceMaxDelayFactor = 4
+	debounceMaxDelayCap    = time.Second
 )
+
+// maxDelay is the debounce's longest wait after a push that took built to build.
+func maxDelay(built time.Duration) time.Duration {
+	return min(max(debounceMaxDelay, debounceMaxDelayFactor*built), debounceMaxDelayCap)
+}
 
 // Versioner hands out mesh-wide config versions. The PostgreSQL store implements it.
 type Versioner interface {
@@ -414,6 +426,7 @@ func (s *Server) WatchConfig(ctx context.Context, after int64) error {
 
 // Run rebuilds snapshots after every change until ctx ends.
 func (s *Server) Run(ctx context.Context) error {
+	var built time.Duration // how long the last push took to build
 	for {
 		select {
 		case <-ctx.Done():
@@ -421,11 +434,13 @@ func (s *Server) Run(ctx context.Context) error {
 		case <-s.reg.Changed():
 		case <-s.kick:
 		}
-		if !s.debounce(ctx) {
+		if !s.debounce(ctx, maxDelay(built)) {
 			return nil
 		}
 		for {
+			start := time.Now()
 			err := s.Push(ctx)
+			built = time.Since(start)
 			if err == nil || ctx.Err() != nil {
 				break
 			}
@@ -440,9 +455,9 @@ func (s *Server) Run(ctx context.Context) error {
 	}
 }
 
-// debounce waits until no change arrived for debounceQuiet, or debounceMaxDelay passed.
-func (s *Server) debounce(ctx context.Context) bool {
-	deadline := time.NewTimer(debounceMaxDelay)
+// debounce waits until no change arrived for debounceQuiet, or longest passed.
+func (s *Server) debounce(ctx context.Context, longest time.Duration) bool {
+	deadline := time.NewTimer(longest)
 	defer deadline.Stop()
 	quiet := time.NewTimer(debounceQuiet)
 	defer quiet.Stop()
