@@ -65,7 +65,9 @@ func runControlPlane(ctx context.Context, log *slog.Logger, cp *controlPlane, n,
 	// The first change creates the split: the service's subsets are new, so every proxy gets
 	// new clusters and endpoints besides its routes, and asks for the new endpoint names. It
 	// is reported on its own; the weight changes after it move routes only.
-	service := simService(0)
+	// Each run splits a service no earlier run split (runs share the database).
+	service := simService(cp.splits % services)
+	cp.splits++
 	var lat, cpu []float64
 	for i := range changes + 1 {
 		body := `{"weights":{"v1":90,"v2":10}}`
@@ -79,6 +81,9 @@ func runControlPlane(ctx context.Context, log *slog.Logger, cp *controlPlane, n,
 		rev, err := cp.write("PUT", "/api/v1/namespaces/default/services/"+service+"/traffic", "application/json", body)
 		if err != nil {
 			return run, err
+		}
+		if rev == 0 {
+			return run, fmt.Errorf("PUT %s traffic %s changed nothing: the benchmark wants every change to be a new revision", service, body)
 		}
 		// The proxies' sync times are stamped by the server, so polling less often only
 		// spares its CPU (listing 1,000 proxies is not free) without blurring the figure.

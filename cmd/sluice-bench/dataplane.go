@@ -155,6 +155,9 @@ func runHTTPLoad(ctx context.Context, t target, rate, conns int, d time.Duration
 func measured(ctx context.Context, t target, rate, conns int, d time.Duration) (sample, error) {
 	s := sample{Arm: t.arm, Protocol: t.protocol, Rate: rate, Conns: conns}
 	pids := t.pids()
+	// The peak RSS of a cell is its own: the arms of both protocols run in the same proxy
+	// processes, whose lifetime peak would otherwise carry the busiest cell's into every other.
+	resetPeakRSS(pids)
 	before, err := measure(pids)
 	if err != nil {
 		return s, err

@@ -172,6 +172,9 @@ func run(ctx context.Context, log *slog.Logger, cfg config) error {
 		if err := json.Unmarshal(b, &saved); err != nil {
 			return fmt.Errorf("--render: %s: %w", filepath.Join(out, "results.json"), err)
 		}
+		// The targets are judged and explained anew, so that a change of their wording
+		// reaches the Markdown without measuring again.
+		saved.Targets = evaluateTargets(&saved)
 		return writeMarkdown(root, mdPath, cfg.markdown != "", &saved)
 	}
 	profDir := filepath.Join(out, "profiles")

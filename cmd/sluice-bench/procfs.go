@@ -119,6 +119,15 @@ func withChildren(pid int) []int {
 	return pids
 }
 
+// resetPeakRSS sets the peak RSS (VmHWM) of pids back to their current RSS, by writing 5 to
+// /proc/PID/clear_refs (Linux 4.0 and later; it needs the right to write there, which the
+// benchmark has over its own children). A failure leaves the lifetime peak in place.
+func resetPeakRSS(pids []int) {
+	for _, pid := range pids {
+		_ = os.WriteFile(filepath.Join("/proc", strconv.Itoa(pid), "clear_refs"), []byte("5"), 0)
+	}
+}
+
 // usage is the summed CPU time and memory of a group of processes.
 type usage struct {
 	CPUSeconds float64

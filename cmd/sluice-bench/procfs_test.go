@@ -2,6 +2,7 @@ package main
 
 import (
 	"os"
+	"runtime/debug"
 	"strings"
 	"testing"
 )
@@ -82,5 +83,32 @@ func TestParseCPUBusy(t *testing.T) {
 		if _, err := parseCPUBusy(bad); err == nil {
 			t.Errorf("parseCPUBusy(%q) succeeded, want an error", bad)
 		}
+	}
+}
+
+var peakSink []byte
+
+// Resetting the peak RSS brings VmHWM back to the current RSS, so that a cell's peak is its own.
+func TestResetPeakRSS(t *testing.T) {
+	peakSink = make([]byte, 96<<20)
+	for i := range peakSink {
+		peakSink[i] = 1
+	}
+	peakSink = nil
+	debug.FreeOSMemory()
+	before, err := readStatus(os.Getpid())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if before.HWMKB < before.RSSKB+64<<10 {
+		t.Skipf("the peak (%d kB) did not stay above the RSS (%d kB) after freeing 96 MiB", before.HWMKB, before.RSSKB)
+	}
+	resetPeakRSS([]int{os.Getpid()})
+	after, err := readStatus(os.Getpid())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if after.HWMKB > after.RSSKB+16<<10 {
+		t.Errorf("after the reset the peak is %d kB with %d kB resident; want the peak near the RSS (it was %d kB)", after.HWMKB, after.RSSKB, before.HWMKB)
 	}
 }

@@ -24,9 +24,11 @@ type controlPlane struct {
 	httpAddr, xdsAddr string
 	// debugAddr is the server's profiler address (--debug-addr), empty when its version has none.
 	debugAddr string
-	proc      *child
-	api       *http.Client
-	csrf      string
+	// splits counts the services the control-plane runs have split.
+	splits int
+	proc   *child
+	api    *http.Client
+	csrf   string
 }
 
 // start starts sluice-server (again, on the same ports) and signs in.
