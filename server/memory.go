@@ -33,14 +33,19 @@ type trimmer struct {
 	above      int
 	skip       int
 	backoff    int
+	// prev is the resident heap at the last check, and growing whether it grew by more than
+	// a quarter of the threshold since: a storm still going on.
+	prev    uint64
+	growing bool
 }
 
 func newTrimmer(resident uint64) *trimmer {
-	return &trimmer{floor: resident, min: resident, backoff: 1}
+	return &trimmer{floor: resident, min: resident, backoff: 1, prev: resident}
 }
 
 // check reports whether to trim now, given the resident heap.
 func (t *trimmer) check(resident uint64) bool {
+	t.growing, t.prev = resident > t.prev+trimThreshold/4, resident
 	if t.skip > 0 {
 		t.skip--
 		return false
@@ -58,11 +63,14 @@ func (t *trimmer) check(resident uint64) bool {
 }
 
 // trimmed records a trim that took the resident heap from before to after. A trim that freed
-// less than the threshold (the heap is that big, not full of garbage) doubles the checks
-// skipped before the next, so a large live heap is not collected over and over.
+// less than the threshold while the heap was not growing (the heap is that big, not full of
+// garbage) doubles the checks skipped before the next, so a large live heap is not collected
+// over and over; one in the middle of a storm does not, so that the storm's pages go back
+// soon after it ends.
 func (t *trimmer) trimmed(before, after uint64) {
 	t.floor = after
-	if before-min(after, before) < trimThreshold {
+	t.prev = after
+	if before-min(after, before) < trimThreshold && !t.growing {
 		t.backoff = min(2*t.backoff, trimMaxBackoff)
 		t.skip = t.backoff
 	} else {

@@ -80,6 +80,27 @@ func TestTrimmerDecisions(t *testing.T) {
 	if tr.floor != 80*mb || tr.backoff != 1 {
 		t.Errorf("after a trim freeing 710 MiB: floor %d MiB, backoff %d; want 80 MiB, 1", tr.floor/mb, tr.backoff)
 	}
+	// Trims in the middle of a storm free little but do not back off: the storm's pages go
+	// back within a few checks of its end.
+	tr = newTrimmer(30 * mb)
+	for heap := uint64(100 * mb); heap <= 1000*mb; heap += 100 * mb {
+		if tr.check(heap) {
+			tr.trimmed(heap, heap)
+		}
+	}
+	if tr.skip > 1 {
+		t.Errorf("after trims during a storm, %d checks are skipped; want at most 1", tr.skip)
+	}
+	trimmed = false
+	for range 8 {
+		if tr.check(1000 * mb) {
+			trimmed = true
+			break
+		}
+	}
+	if !trimmed {
+		t.Error("the storm's pages were not trimmed within 8 checks of its end")
+	}
 	// A large live heap: trims free nothing, so they back off to one per trimMaxBackoff checks.
 	tr = newTrimmer(30 * mb)
 	if n := checks(1000*mb, 2000); n > 2000/trimMaxBackoff+8 {

@@ -241,7 +241,7 @@ func evaluateTargets(r *Results) []Target {
 		t = Target{Name: "control-plane memory per proxy", Target: fmt.Sprintf("≤ %.1f MB", targetMBPerProxy),
 			Measured: fmt.Sprintf("%.3f MB with %d proxies", cp.RSSPerProxyMB, cp.Proxies), Met: cp.RSSPerProxyMB <= targetMBPerProxy}
 		if !t.Met {
-			t.Explanation = "the heap profile with the proxies connected (bench/profiles/server-heap-N.pprof, taken after a collection) shows a live heap of about 76 MB for 1,000 proxies; the rest of the resident memory is the connect storm's freed pages, which the server returns once its heap has stayed above its floor for two checks (server/memory.go). Whether that has happened 20 s after the last proxy synced varies from run to run: a trim in the middle of the storm, which frees little, makes the trimmer skip checks, and then the reading comes before the next one (0.17 MB per proxy in one run of the same code, 0.98 in another)."
+			t.Explanation = "the heap profile with the proxies connected (bench/profiles/server-heap-N.pprof, taken after a collection) shows a live heap of about 76 MB for 1,000 proxies; the rest of the resident memory is the connect storm's freed pages, which the server returns once its heap has stayed above its floor for two checks (server/memory.go). The reading, 20 s after the last proxy synced, can come before that (0.17 MB per proxy in one run, 0.98 in the next, when a trim in the middle of the storm had made the trimmer skip checks; trims while the heap still grows no longer do)."
 		}
 		ts = append(ts, t)
 	}
