@@ -13,6 +13,7 @@ import (
 
 	"fortio.org/fortio/fhttp"
 	"fortio.org/fortio/periodic"
+	"fortio.org/fortio/stats"
 )
 
 // upstreamBody is what the Go upstream answers: 1 KiB.
@@ -134,21 +135,26 @@ func runHTTPLoad(ctx context.Context, t target, rate, conns int, d time.Duration
 	if h == nil || h.Count == 0 {
 		return loadResult{}, fmt.Errorf("load %s at %d rps: no request completed", t.arm, rate)
 	}
-	r := loadResult{ActualRPS: res.ActualQPS, Requests: h.Count, Errors: h.Count - res.RetCodes[http.StatusOK]}
+	return loadResult{ActualRPS: res.ActualQPS, Requests: h.Count, Errors: h.Count - res.RetCodes[http.StatusOK], Latency: latencyOf(h)}, nil
+}
+
+// latencyOf reads fortio's percentiles (in seconds) of h in milliseconds.
+func latencyOf(h *stats.HistogramData) Latency {
+	var l Latency
 	for _, p := range h.Percentiles {
 		v := p.Value * 1000
 		switch p.Percentile {
 		case 50:
-			r.Latency.P50 = v
+			l.P50 = v
 		case 90:
-			r.Latency.P90 = v
+			l.P90 = v
 		case 99:
-			r.Latency.P99 = v
+			l.P99 = v
 		case 99.9:
-			r.Latency.P999 = v
+			l.P999 = v
 		}
 	}
-	return r, nil
+	return l
 }
 
 // measured runs runLoad and the proxy processes' CPU and memory around it.

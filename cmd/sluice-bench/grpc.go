@@ -148,21 +148,7 @@ func runGRPCLoad(ctx context.Context, t target, rate, conns int, d time.Duration
 	if h == nil || h.Count == 0 {
 		return loadResult{}, fmt.Errorf("load %s (gRPC) at %d rps: no call completed", t.arm, rate)
 	}
-	r := loadResult{ActualRPS: res.ActualQPS, Requests: h.Count, Errors: h.Count - res.RetCodes["SERVING"]}
-	for _, p := range h.Percentiles {
-		v := p.Value * 1000
-		switch p.Percentile {
-		case 50:
-			r.Latency.P50 = v
-		case 90:
-			r.Latency.P90 = v
-		case 99:
-			r.Latency.P99 = v
-		case 99.9:
-			r.Latency.P999 = v
-		}
-	}
-	return r, nil
+	return loadResult{ActualRPS: res.ActualQPS, Requests: h.Count, Errors: h.Count - res.RetCodes["SERVING"], Latency: latencyOf(h)}, nil
 }
 
 // checkGRPCRoute fails unless one ping to t answers the upstream's 1 KiB from the address
