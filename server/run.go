@@ -28,6 +28,7 @@ import (
 	"google.golang.org/grpc/keepalive"
 	"google.golang.org/grpc/mem"
 
+	"github.com/sluicemesh/sluice/internal/grpccodec"
 	"github.com/sluicemesh/sluice/internal/pgembed"
 	"github.com/sluicemesh/sluice/internal/version"
 	"github.com/sluicemesh/sluice/server/internal/api"
@@ -335,9 +336,11 @@ func serve(ctx context.Context, cfg *Config, log *slog.Logger, stdout io.Writer)
 	if err != nil {
 		return err
 	}
+	codec := grpccodec.New()
 	newGRPCServer := func(opts ...grpc.ServerOption) *grpc.Server {
 		return grpc.NewServer(append([]grpc.ServerOption{
 			experimental.BufferPool(pool),
+			grpc.ForceServerCodecV2(codec),
 			grpc.MaxConcurrentStreams(1 << 20),
 			grpc.KeepaliveParams(keepalive.ServerParameters{Time: 30 * time.Second, Timeout: 10 * time.Second}),
 			grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: 10 * time.Second, PermitWithoutStream: true}),

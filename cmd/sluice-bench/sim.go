@@ -21,6 +21,7 @@ import (
 	"google.golang.org/protobuf/types/known/anypb"
 	"google.golang.org/protobuf/types/known/structpb"
 
+	"github.com/sluicemesh/sluice/internal/grpccodec"
 	"github.com/sluicemesh/sluice/internal/meta"
 )
 
@@ -67,9 +68,11 @@ func simService(i int) string { return fmt.Sprintf("svc-%03d", i) }
 // newSimulator prepares n proxies spread over services services, two versions each.
 func newSimulator(log *slog.Logger, target string, n, services int) (*simulator, error) {
 	s := &simulator{log: log, target: target, services: services, seed: maphash.MakeSeed()}
+	codec := grpccodec.New()
 	for i := range (n + streamsPerConn - 1) / streamsPerConn {
+		// The proxies' codec, as sluice-proxy's xDS client uses.
 		c, err := grpc.NewClient(target, grpc.WithTransportCredentials(insecure.NewCredentials()),
-			grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(256<<20)))
+			grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(256<<20), grpc.ForceCodecV2(codec)))
 		if err != nil {
 			s.close()
 			return nil, fmt.Errorf("simulator connection %d to %s: %w", i, target, err)

@@ -51,6 +51,7 @@ import (
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/structpb"
 
+	"github.com/sluicemesh/sluice/internal/grpccodec"
 	"github.com/sluicemesh/sluice/internal/meta"
 )
 
@@ -260,8 +261,9 @@ func (c *Client) backoff(n int) time.Duration {
 // runStream runs one stream until it fails; healthy reports that the server answered on it.
 func (c *Client) runStream(ctx context.Context) (healthy bool, err error) {
 	opts := append([]grpc.DialOption{
-		// A mesh's CDS or EDS response can be far larger than gRPC's 4 MiB default.
-		grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(maxMessage)),
+		// A mesh's CDS or EDS response can be far larger than gRPC's 4 MiB default. The
+		// codec decodes from buffers sized to the response and not zeroed first.
+		grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(maxMessage), grpc.ForceCodecV2(grpccodec.New())),
 	}, c.cfg.DialOptions...)
 	conn, err := Dial(c.cfg.Target, c.cfg.Credentials, opts...)
 	if err != nil {
