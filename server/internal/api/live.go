@@ -895,20 +895,15 @@ type tapMessage struct {
 	Dropped int `json:"dropped,omitempty"`
 }
 
-// runTap forwards the entries the subscription selects, at most every 250 ms and at most
-// 100 in any second of the clock; the rest are counted as dropped.
+// runTap forwards the entries the subscription selects every 250 ms, about 100 a second
+// at most (a token bucket of 100 a second, 100 at once): when more match, a uniform sample
+// of them (tapSampler), and the rest are counted as dropped.
 func (c *liveConn) runTap(ctx context.Context, id string, p tapSub) {
 	sub := c.hub.o.Tap.Subscribe(telemetry.TapFilter{Service: p.service})
 	defer sub.Close()
 	flush := time.NewTicker(liveTapEvery)
 	defer flush.Stop()
-	var (
-		batch   []telemetry.AccessEntry
-		dropped int
-		// second is the Unix second being counted, and inSecond the entries kept in it.
-		second   int64
-		inSecond int
-	)
+	sample := newTapSampler(liveTapPerSecond, liveTapPerSecond)
 	for {
 		select {
 		case <-ctx.Done():
@@ -919,19 +914,11 @@ func (c *liveConn) runTap(ctx context.Context, id string, p tapSub) {
 				c.unsubscribe(id)
 				return
 			}
-			if !p.match(&e) {
-				continue
+			if p.match(&e) {
+				sample.offer(e)
 			}
-			if now := time.Now().Unix(); now != second {
-				second, inSecond = now, 0
-			}
-			if inSecond >= liveTapPerSecond {
-				dropped++
-				continue
-			}
-			inSecond++
-			batch = append(batch, e)
-		case <-flush.C:
+		case now := <-flush.C:
+			batch, dropped := sample.flush(now)
 			if len(batch) == 0 && dropped == 0 {
 				continue
 			}
@@ -941,7 +928,6 @@ func (c *liveConn) runTap(ctx context.Context, id string, p tapSub) {
 			if !c.enqueueJSON(tapMessage{Type: "tap", ID: id, Entries: batch, Dropped: dropped}) {
 				return
 			}
-			batch, dropped = nil, 0
 		}
 	}
 }
