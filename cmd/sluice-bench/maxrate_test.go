@@ -17,10 +17,13 @@ type fakeArm struct {
 	otherCores        float64
 	restCores         float64                // the benchmark's other processes
 	p99               func(rate int) float64 // the arm's p99 at a rate, in ms
-	directP99         float64
+	// p99At16, when set, is the p99 over 16 connections instead, where the load
+	// generator's own queueing adds to it.
+	p99At16   func(rate int) float64
+	directP99 float64
 }
 
-func (f fakeArm) run(rate int) (sample, error) {
+func (f fakeArm) run(rate, conns int) (sample, error) {
 	r := float64(rate)
 	actual := min(r, f.proxyCap, f.loadCap)
 	if f.latencyCap > 0 {
@@ -28,8 +31,12 @@ func (f fakeArm) run(rate int) (sample, error) {
 	}
 	d := time.Second.Seconds()
 	proxy, load := min(actual/f.proxyCap, 1)*d, min(actual/f.loadCap, 1)*d
-	return sample{Arm: armSluice1, Protocol: protoHTTP1, Rate: rate, Conns: 16, ActualRPS: actual, Requests: int64(actual),
-		Latency:    Latency{P50: 0.1, P90: 0.2, P99: f.p99(rate), P999: 10},
+	p99 := f.p99(rate)
+	if conns == 16 && f.p99At16 != nil {
+		p99 = f.p99At16(rate)
+	}
+	return sample{Arm: armSluice1, Protocol: protoHTTP1, Rate: rate, Conns: conns, ActualRPS: actual, Requests: int64(actual),
+		Latency:    Latency{P50: 0.1, P90: 0.2, P99: p99, P999: 10},
 		CPUSeconds: proxy, LoadCPUSeconds: load, RestCPUSeconds: f.restCores * d, MachineCPUSeconds: proxy + load + (f.restCores+f.otherCores)*d}, nil
 }
 
@@ -55,6 +62,14 @@ func TestMaxRateBounds(t *testing.T) {
 			arm:        fakeArm{proxyCap: 25000, loadCap: 60000, directP99: 0.3, p99: constP99(3.7)},
 			throughput: 20000, lowLatency: 0, perCore: 25000,
 			throughputBy: "the proxy's core", lowLatBy: "p99 over 1 ms even at 625 rps", lowLatNot: "machine",
+		},
+		// Over 16 connections the tail is the load generator's; the criterion is judged
+		// over 4.
+		"p99 judged over 4 connections": {
+			arm: fakeArm{proxyCap: 20000, loadCap: 60000, directP99: 0.3, p99At16: constP99(1.5),
+				p99: func(rate int) float64 { return map[bool]float64{true: 0.5, false: 3}[rate < 8000] }},
+			throughput: 20000, lowLatency: 7500, perCore: 20000,
+			throughputBy: "the proxy's core", lowLatBy: "the proxy's own tail",
 		},
 		"p99 over 1 ms while other work ran": {
 			arm:        fakeArm{proxyCap: 25000, loadCap: 60000, otherCores: 0.5, directP99: 0.3, p99: constP99(3.7)},
@@ -99,9 +114,13 @@ func TestMaxRateBounds(t *testing.T) {
 			p := plans(true)
 			direct := func(int) (float64, error) { return tc.arm.directP99, nil }
 			log := slog.New(slog.NewTextHandler(io.Discard, nil))
-			m, err := maxRate(log, target{arm: armSluice1, protocol: protoHTTP1}, 16, p, tc.arm.run, direct)
+			m, err := maxRate(log, target{arm: armSluice1, protocol: protoHTTP1}, p, tc.arm.run, direct)
 			if err != nil {
 				t.Fatal(err)
+			}
+			if m.Throughput.Conns != throughputConns || m.LowLatency.Conns != lowLatencyConns {
+				t.Errorf("throughput over %d connections, p99 < 1 ms over %d; want %d and %d",
+					m.Throughput.Conns, m.LowLatency.Conns, throughputConns, lowLatencyConns)
 			}
 			if m.Throughput.RPS != tc.throughput || m.LowLatency.RPS != tc.lowLatency || m.RPSPerCore != tc.perCore {
 				t.Errorf("throughput %v, p99 < 1 ms %v, per core %v; want %v, %v, %v", m.Throughput.RPS, m.LowLatency.RPS, m.RPSPerCore,

@@ -36,13 +36,16 @@ const (
 // pgPids lists PostgreSQL's processes, counted with the benchmark's other processes (see
 // target.rest).
 func runDataPlane(ctx context.Context, log *slog.Logger, cs *children, cp *controlPlane, pgPids func() []int, proxyBin string, p plan, profDir string, r *Results) error {
+	// Each protocol has its own pair of sidecars, so that each cell's peak RSS is that of
+	// a sidecar carrying only its protocol.
 	upAddr, calleeAddr, callerAddr := loopback(1), loopback(2), loopback(3)
+	grpcCalleeAddr, grpcCallerAddr := loopback(4), loopback(5)
 	up, err := startUpstream(log, upAddr+":18080", calleeAddr+":18080")
 	if err != nil {
 		return err
 	}
 	defer up.close()
-	gup, err := startGRPCUpstream(log, upAddr+":"+grpcAppPort, calleeAddr+":"+grpcAppPort)
+	gup, err := startGRPCUpstream(log, upAddr+":"+grpcAppPort, grpcCalleeAddr+":"+grpcAppPort)
 	if err != nil {
 		return err
 	}
@@ -58,11 +61,19 @@ func runDataPlane(ctx context.Context, log *slog.Logger, cs *children, cp *contr
 		}
 		return c, waitFor(ctx, c, 60*time.Second, name+" ready", func() error { return httpOK("http://" + addr + ":15000/ready") })
 	}
-	callee, err := sidecar("sidecar-callee", calleeAddr, "bench-b", "--inbound", "8080=18080", "--inbound", grpcPort+"="+grpcAppPort)
+	callee, err := sidecar("sidecar-callee", calleeAddr, "bench-b", "--inbound", "8080=18080")
 	if err != nil {
 		return err
 	}
 	caller, err := sidecar("sidecar-caller", callerAddr, "bench-client", "--inbound", "8080=18081", "--health-interval", "0", "--pprof", "true")
+	if err != nil {
+		return err
+	}
+	grpcCallee, err := sidecar("sidecar-grpc-callee", grpcCalleeAddr, "bench-g", "--inbound", grpcPort+"="+grpcAppPort)
+	if err != nil {
+		return err
+	}
+	grpcCaller, err := sidecar("sidecar-grpc-caller", grpcCallerAddr, "bench-grpc-client", "--inbound", "8080=18082", "--health-interval", "0", "--pprof", "true")
 	if err != nil {
 		return err
 	}
@@ -106,8 +117,8 @@ spec:
 	}
 	grpcTargets := []target{
 		{arm: armDirect, protocol: protoGRPC, url: grpcUp, via: grpcUp, pids: none},
-		{arm: armSluice1, protocol: protoGRPC, url: callerAddr + ":15001", host: upstreamHost + ":" + grpcPort, via: grpcUp, pids: pidsOf(caller)},
-		{arm: armSluice2, protocol: protoGRPC, url: callerAddr + ":15001", host: "bench-b:" + grpcPort, via: calleeAddr + ":" + grpcAppPort, pids: pidsOf(caller, callee)},
+		{arm: armSluice1, protocol: protoGRPC, url: grpcCallerAddr + ":15001", host: upstreamHost + ":" + grpcPort, via: grpcUp, pids: pidsOf(grpcCaller)},
+		{arm: armSluice2, protocol: protoGRPC, url: grpcCallerAddr + ":15001", host: "bench-g:" + grpcPort, via: grpcCalleeAddr + ":" + grpcAppPort, pids: pidsOf(grpcCaller, grpcCallee)},
 	}
 	for _, t := range append(slices.Clone(targets), grpcTargets...) {
 		if err := waitFor(ctx, nil, 30*time.Second, "route of "+t.name(), func() error { return checkTarget(ctx, t) }); err != nil {
@@ -179,13 +190,13 @@ spec:
 	d.Cells = aggregate(samples, p.rates, p.conns)
 
 	for _, ts := range [][]target{targets, grpcTargets} {
-		directP99 := directP99Of(ctx, ts[0], maxRateConns, p.maxRateDur)
+		directP99 := directP99Of(ctx, ts[0], lowLatencyConns, p.maxRateDur)
 		for _, t := range ts {
 			if !maxRateArm(t, p) {
 				continue
 			}
-			run := func(rate int) (sample, error) { return measured(ctx, t, rate, maxRateConns, p.maxRateDur) }
-			m, err := maxRate(log, t, maxRateConns, p, run, directP99)
+			run := func(rate, conns int) (sample, error) { return measured(ctx, t, rate, conns, p.maxRateDur) }
+			m, err := maxRate(log, t, p, run, directP99)
 			if err != nil {
 				return err
 			}
@@ -193,18 +204,24 @@ spec:
 		}
 	}
 
-	prof, err := profile(ctx, log, targets[1], callerAddr, profDir, p.profileDur)
-	if root, err := moduleRoot(); err == nil {
-		for _, f := range []*string{&prof.CPUFile, &prof.HeapFile} {
-			if rel, err := filepath.Rel(root, *f); err == nil && !strings.HasPrefix(rel, "..") {
-				*f = rel
+	for _, pr := range []struct {
+		t     target
+		admin string
+		into  *Profiles
+	}{{targets[1], callerAddr, &r.Profiles}, {grpcTargets[1], grpcCallerAddr, &r.GRPCProfiles}} {
+		prof, err := profile(ctx, log, pr.t, pr.admin, profDir, p.profileDur)
+		if root, err := moduleRoot(); err == nil {
+			for _, f := range []*string{&prof.CPUFile, &prof.HeapFile} {
+				if rel, err := filepath.Rel(root, *f); err == nil && !strings.HasPrefix(rel, "..") {
+					*f = rel
+				}
 			}
 		}
+		if err != nil {
+			return err
+		}
+		*pr.into = prof
 	}
-	if err != nil {
-		return err
-	}
-	r.Profiles = prof
 
 	const lagRate, lagConns = 1000, 4
 	lagDur := max(p.duration, 2*time.Second)
@@ -218,16 +235,18 @@ spec:
 	}
 	t := &r.Telemetry
 	t.LiveStreamLag = fmt.Sprintf("tap of service bench-b on GET /api/v1/live while %d rps go through two sidecars for %v: "+
-		"from each request's time (as its sidecar logged it) to its entry's arrival; sidecars push once a second, the tap sends every 250 ms, at most 100 entries a second", lagRate, lagDur)
+		"from each request's time (as its sidecar logged it) to its entry's arrival; sidecars push once a second, the tap sends every 250 ms about 100 entries a second, a uniform sample of those that arrived since its last message", lagRate, lagDur)
 	t.LiveLagEntries = len(lags)
 	t.LiveLagP50, t.LiveLagP99, t.LiveLagMax = round(percentile(lags, 50), 1), round(percentile(lags, 99), 1), round(percentile(lags, 100), 1)
-	caller.stop(15 * time.Second)
-	callee.stop(15 * time.Second)
+	for _, c := range []*child{caller, callee, grpcCaller, grpcCallee} {
+		c.stop(15 * time.Second)
+	}
 	return nil
 }
 
-// maxRateConns is the connection count of the max-rate searches.
-const maxRateConns = 16
+// The connection counts of the max-rate searches: throughput over as many as the matrix's
+// busiest cells, p99 under 1 ms over as few (maxRate says why).
+const throughputConns, lowLatencyConns = 16, 4
 
 // maxRateArm says whether t gets a max-rate search: every proxy of one hop over HTTP/1.1;
 // over gRPC only the Sluice sidecar, and only in a full run (quick mode's three minutes have
@@ -263,16 +282,21 @@ func checkTarget(ctx context.Context, t target) error {
 	return checkRoute(t)
 }
 
-// profile keeps the sidecar's CPU profile under 5,000 rps and its allocation profile, and
-// reads their top entries.
+// profile keeps the CPU profile of t's sidecar under 5,000 rps and its allocation profile,
+// and reads their top entries. The gRPC sidecar's files are named sidecar-grpc-*.
 func profile(ctx context.Context, log *slog.Logger, t target, adminAddr, dir string, d time.Duration) (Profiles, error) {
 	const rate, conns = 5000, 16
-	p := Profiles{
-		Load:     fmt.Sprintf("One sidecar hop (`%s`) at %d rps over %d connections for %v; the allocation profile covers the sidecar's whole run", t.arm, rate, conns, d),
-		CPUFile:  filepath.Join(dir, "sidecar-cpu.pprof"),
-		HeapFile: filepath.Join(dir, "sidecar-allocs.pprof"),
+	prefix := "sidecar-"
+	if t.protocol == protoGRPC {
+		prefix = "sidecar-grpc-"
 	}
-	log.Info("profiling the sidecar", "duration", d)
+	p := Profiles{
+		Load: fmt.Sprintf("One %s sidecar hop (`%s`) at %d rps over %d connections for %v; the allocation profile covers the sidecar's whole run, in which it carried only %s",
+			protocolName(t.protocol), t.arm, rate, conns, d, protocolName(t.protocol)),
+		CPUFile:  filepath.Join(dir, prefix+"cpu.pprof"),
+		HeapFile: filepath.Join(dir, prefix+"allocs.pprof"),
+	}
+	log.Info("profiling the sidecar", "protocol", t.protocol, "duration", d)
 	errc := make(chan error, 1)
 	go func() {
 		errc <- fetch(ctx, "http://"+adminAddr+":15000/debug/pprof/profile?seconds="+strconv.Itoa(int(d.Seconds())), p.CPUFile)

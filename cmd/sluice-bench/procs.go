@@ -38,8 +38,9 @@ type children struct {
 // start runs path with args and env. A pinned process runs under `taskset -c 0`, which execs
 // it, so the pid is the program's own.
 func (cs *children) start(name string, pinned bool, path string, args []string, env ...string) (*child, error) {
+	// A restarted process's log follows its earlier run's.
 	logPath := filepath.Join(cs.dir, sanitize(name)+".log")
-	f, err := os.Create(logPath)
+	f, err := os.OpenFile(logPath, os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o644)
 	if err != nil {
 		return nil, fmt.Errorf("start %s: %w", name, err)
 	}

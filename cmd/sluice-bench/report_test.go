@@ -99,15 +99,17 @@ func fullResults() *Results {
 	r.DataPlane = DataPlane{Protocols: map[string]string{protoHTTP1: "HTTP/1.1 GET", protoGRPC: "gRPC unary pings over h2c"},
 		Rates: []int{1000, 5000}, Connections: []int{4, 16}, DurationS: 1, WarmupS: 0.3, Repetitions: 2,
 		Cells: aggregate(samples, []int{1000, 5000}, []int{4, 16}),
-		MaxRate: []MaxRate{{Arm: armSluice1, Protocol: protoHTTP1, Conn: 16, RPSPerCore: 25000,
-			Throughput: RateFigure{AskedRPS: 20000, RPS: 20000, P99: 4.5, ProxyCores: 0.8, LoadCores: 0.6, RestCores: 0.05, OtherCores: 0.1, Bound: "the proxy's core: 30000 rps asked gave 24000 (0 errors) with the proxy at 0.98 cores"},
-			LowLatency: RateFigure{AskedRPS: 5000, RPS: 5000, P99: 0.9, ProxyCores: 0.2, LoadCores: 0.3, Bound: "the proxy's own tail: p99 1.40 ms at 7500 rps"}}}}
+		MaxRate: []MaxRate{{Arm: armSluice1, Protocol: protoHTTP1, RPSPerCore: 25000,
+			Throughput: RateFigure{AskedRPS: 20000, Conns: 16, RPS: 20000, P99: 4.5, ProxyCores: 0.8, LoadCores: 0.6, RestCores: 0.05, OtherCores: 0.1, Bound: "the proxy's core: 30000 rps asked gave 24000 (0 errors) with the proxy at 0.98 cores"},
+			LowLatency: RateFigure{AskedRPS: 5000, Conns: 4, RPS: 5000, P99: 0.9, ProxyCores: 0.2, LoadCores: 0.3, Bound: "the proxy's own tail: p99 1.40 ms at 7500 rps"}}}}
 	r.ControlPlane.Runs = []CPRun{{Proxies: 1000, Services: 200, Changes: 3, PropagationP50: 40, PropagationP99: 90, PropagationMax: 90,
 		FirstSplitMs: 300, CPUPerPushMs: 200, BaselineRSSMB: 100, ConnectedRSSMB: 250, PeakRSSMB: 600, RSSPerProxyMB: 0.15, ConnectAllS: 3, ServerReadyS: 1, ResyncAfterRest: 4}}
 	r.Telemetry = Telemetry{Command: "go test", Sidecars: 1000, Intervals: 20, ServerCPUMsPerS: 480, RowsPerS: 2300,
 		LiveStreamLag: "tap", LiveLagEntries: 300, LiveLagP50: 600, LiveLagP99: 1300, LiveLagMax: 1400}
 	r.Profiles = Profiles{Load: "load", CPUFile: "cpu.pprof", HeapFile: "allocs.pprof",
 		TopCPU: []ProfileEntry{{"syscall.Syscall6", 50, 50}}, TopAlloc: []ProfileEntry{{"net/textproto.readMIMEHeader", 13, 13}}}
+	r.GRPCProfiles = Profiles{Load: "grpc load", CPUFile: "grpc-cpu.pprof", HeapFile: "grpc-allocs.pprof",
+		TopCPU: []ProfileEntry{{"golang.org/x/net/http2.(*Framer).ReadFrame", 9, 20}}, TopAlloc: []ProfileEntry{{"net/http.(*http2serverConn).newStream", 11, 11}}}
 	r.Targets = evaluateTargets(r)
 	return r
 }
@@ -129,6 +131,7 @@ func TestCheckRejects(t *testing.T) {
 		"no telemetry rows":     func(r *Results) { r.Telemetry.RowsPerS = 0 },
 		"no live lag":           func(r *Results) { r.Telemetry.LiveLagEntries = 0 },
 		"no profile":            func(r *Results) { r.Profiles.TopAlloc = nil },
+		"no gRPC profile":       func(r *Results) { r.GRPCProfiles.TopCPU = nil },
 		"no max rate":           func(r *Results) { r.DataPlane.MaxRate = nil },
 		"gRPC arm missing": func(r *Results) {
 			var kept []Cell
@@ -142,7 +145,7 @@ func TestCheckRejects(t *testing.T) {
 		"nothing sustained":         func(r *Results) { r.DataPlane.MaxRate[0].Throughput.RPS = 0 },
 		"no CPU at the max rate":    func(r *Results) { r.DataPlane.MaxRate[0].Throughput.ProxyCores = 0 },
 		"max rate without a bound":  func(r *Results) { r.DataPlane.MaxRate[0].LowLatency.Bound = "" },
-		"low latency above maximum": func(r *Results) { r.DataPlane.MaxRate[0].LowLatency.RPS = 30000 },
+		"searched over other conns": func(r *Results) { r.DataPlane.MaxRate[0].LowLatency.Conns = 16 },
 		"no rate per core":          func(r *Results) { r.DataPlane.MaxRate[0].RPSPerCore = 0 },
 		"many failed requests":      func(r *Results) { r.DataPlane.Cells[3].Errors = r.DataPlane.Cells[3].Requests / 2 },
 		"peak RSS below the RSS":    func(r *Results) { r.DataPlane.Cells[1].PeakRSSMB = 1 },
@@ -281,9 +284,10 @@ func TestMarkdown(t *testing.T) {
 		"Arm `grpc/nginx` skipped: nginx is not installed",
 		"#### HTTP/1.1", "#### gRPC (h2c)", "- gRPC (h2c): gRPC unary pings over h2c.",
 		"Added p99 of one Sluice hop over nginx's and HAProxy's, gRPC (h2c)",
-		"| protocol | arm | criterion | asked | sustained rps | p99 | proxy CPU | load generator CPU | rest of run | other work | rps per proxy core | bound by |",
-		"| HTTP/1.1 | sluice-1hop | throughput | 20000 | 20000 | 4.50 ms | 0.80 cores | 0.60 cores | 0.05 cores | 0.10 cores | 25000 | the proxy's core: 30000 rps asked",
-		"| HTTP/1.1 | sluice-1hop | p99 < 1 ms | 5000 | 5000 | 0.90 ms | 0.20 cores | 0.30 cores | 0.00 cores | 0.00 cores | — | the proxy's own tail",
+		"| protocol | arm | criterion | conns | asked | sustained rps | p99 | proxy CPU | load generator CPU | rest of run | other work | rps per proxy core | bound by |",
+		"| HTTP/1.1 | sluice-1hop | throughput | 16 | 20000 | 20000 | 4.50 ms | 0.80 cores | 0.60 cores | 0.05 cores | 0.10 cores | 25000 | the proxy's core: 30000 rps asked",
+		"| HTTP/1.1 | sluice-1hop | p99 < 1 ms | 4 | 5000 | 5000 | 0.90 ms | 0.20 cores | 0.30 cores | 0.00 cores | 0.00 cores | — | the proxy's own tail",
+		"grpc load. Files: `grpc-cpu.pprof`, `grpc-allocs.pprof`", "`golang.org/x/net/http2.(*Framer).ReadFrame` | 9.0 % | 20.0 % |",
 	} {
 		if !strings.Contains(md, want) {
 			t.Errorf("markdown lacks %q", want)

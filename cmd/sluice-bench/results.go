@@ -20,7 +20,8 @@ type Results struct {
 	DataPlane    DataPlane    `json:"data_plane"`
 	ControlPlane ControlPlane `json:"control_plane"`
 	Telemetry    Telemetry    `json:"telemetry"`
-	Profiles     Profiles     `json:"profiles"`
+	Profiles     Profiles     `json:"profiles"`      // the HTTP/1.1 sidecar's
+	GRPCProfiles Profiles     `json:"profiles_grpc"` // the gRPC sidecar's
 	Targets      []Target     `json:"targets"`
 }
 
@@ -107,7 +108,6 @@ type Cell struct {
 type MaxRate struct {
 	Arm      string `json:"arm"`
 	Protocol string `json:"protocol"`
-	Conn     int    `json:"connections"`
 	// Throughput is the highest rate sustained whatever the p99: actual at least 97 % of
 	// the rate asked, and no errors. Its RPS is 0 when not even the lowest rate tried was.
 	Throughput RateFigure `json:"throughput"`
@@ -123,7 +123,8 @@ type MaxRate struct {
 // RateFigure is one run of a max-rate search and what stopped the search above it.
 type RateFigure struct {
 	AskedRPS int     `json:"asked_rps"`
-	RPS      float64 `json:"rps"` // actual
+	Conns    int     `json:"connections"` // of the search: throughputConns or lowLatencyConns
+	RPS      float64 `json:"rps"`         // actual
 	P99      float64 `json:"p99_ms"`
 	// ProxyCores is the proxy's CPU use, LoadCores this driver's (the load generator and
 	// the upstreams, on the other core), RestCores the benchmark's other processes' (the
@@ -292,8 +293,8 @@ func check(r *Results) error {
 		if m.Throughput.RPS <= 0 || m.Throughput.ProxyCores <= 0 {
 			bad("%s: no rate sustained, or no proxy CPU measured at it", at)
 		}
-		if m.LowLatency.RPS > m.Throughput.RPS {
-			bad("%s: %v rps with p99 under 1 ms but only %v sustained", at, m.LowLatency.RPS, m.Throughput.RPS)
+		if m.Throughput.Conns != throughputConns || m.LowLatency.Conns != lowLatencyConns {
+			bad("%s: searched over %d and %d connections, want %d and %d", at, m.Throughput.Conns, m.LowLatency.Conns, throughputConns, lowLatencyConns)
 		}
 		if m.RPSPerCore <= 0 || math.IsNaN(m.RPSPerCore) || math.IsInf(m.RPSPerCore, 0) {
 			bad("%s: rps per proxy core %v", at, m.RPSPerCore)
@@ -332,8 +333,10 @@ func check(r *Results) error {
 	if t.LiveLagEntries <= 0 || !(t.LiveLagP50 <= t.LiveLagP99 && t.LiveLagP99 <= t.LiveLagMax) {
 		bad("telemetry: live stream lag missing or out of order (%d entries, p50 %v, p99 %v, max %v)", t.LiveLagEntries, t.LiveLagP50, t.LiveLagP99, t.LiveLagMax)
 	}
-	if len(r.Profiles.TopCPU) == 0 || len(r.Profiles.TopAlloc) == 0 {
-		bad("profiles: no top CPU or allocation entries")
+	for name, p := range map[string]Profiles{"HTTP/1.1": r.Profiles, "gRPC": r.GRPCProfiles} {
+		if len(p.TopCPU) == 0 || len(p.TopAlloc) == 0 {
+			bad("profiles of the %s sidecar: no top CPU or allocation entries", name)
+		}
 	}
 	if len(r.Targets) == 0 {
 		bad("targets: none evaluated")

@@ -152,11 +152,16 @@ type proxyList struct {
 }
 
 // waitApplied waits until n connected proxies have applied revision rev and returns the newest
-// syncedAt among them.
+// syncedAt among them. It looks every poll, the first time after one.
 func (cp *controlPlane) waitApplied(ctx context.Context, rev int64, n int, poll time.Duration) (time.Time, error) {
 	var last time.Time
 	deadline := time.Now().Add(120 * time.Second)
 	for {
+		select {
+		case <-ctx.Done():
+			return last, ctx.Err()
+		case <-time.After(poll):
+		}
 		var pl proxyList
 		if err := cp.getJSON("/api/v1/proxies", &pl); err != nil {
 			return last, err
@@ -176,11 +181,6 @@ func (cp *controlPlane) waitApplied(ctx context.Context, rev int64, n int, poll 
 		}
 		if time.Now().After(deadline) {
 			return last, fmt.Errorf("wait for revision %d: %d of %d proxies applied it after 120 s", rev, synced, n)
-		}
-		select {
-		case <-ctx.Done():
-			return last, ctx.Err()
-		case <-time.After(poll):
 		}
 	}
 }
