@@ -241,6 +241,9 @@ func run(ctx context.Context, log *slog.Logger, cfg config) error {
 	if cp.xdsAddr, err = freeAddr(); err != nil {
 		return err
 	}
+	if cp.tlsAddr, err = freeAddr(); err != nil {
+		return err
+	}
 	log.Info("starting sluice-server", "http", cp.httpAddr, "xds", cp.xdsAddr, "insecure-xds", cp.insecureXDS)
 	if err := cp.start(ctx); err != nil {
 		return err

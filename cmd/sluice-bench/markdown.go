@@ -95,7 +95,8 @@ func markdown(r *Results) string {
 	w("\nEach cell is the median of %d repetitions of %g s after %g s of warm-up; the arms of both protocols "+
 		"are interleaved in every repetition. Arms: `direct` to the upstream; `sluice-1hop` through one sidecar's "+
 		"outbound listener to the upstream (a ServiceEntry, its gRPC port declared `protocol: GRPC`); `sluice-2hop` "+
-		"through the caller's sidecar and the callee's sidecar (the mesh path); each protocol has its own pair of sidecars, "+
+		"through the caller's sidecar and the callee's sidecar (the mesh path: the sidecars hold workload certificates and the callee's "+
+		"PeerAuthentication is STRICT, so the hop between them is mutual TLS); each protocol has its own pair of sidecars, "+
 		"so a cell's RSS is that of sidecars carrying only its protocol; `nginx` and `haproxy`, one hop each, "+
 		"keep-alive to the upstream, access logs off, one worker (for gRPC: nginx's `grpc_pass` behind an `http2` "+
 		"listener, HAProxy's `proto h2` on the bind and the server). Before the load, one request of each arm is "+

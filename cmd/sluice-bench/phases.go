@@ -51,8 +51,15 @@ func runDataPlane(ctx context.Context, log *slog.Logger, cs *children, cp *contr
 	}
 	defer gup.close()
 
+	// The sidecars join on the authenticated port with workload tokens, so they hold
+	// certificates and speak mutual TLS to each other, as in a mesh.
 	sidecar := func(name, addr, service string, extra ...string) (*child, error) {
-		args := append([]string{"--control-plane", cp.xdsAddr, "--namespace", "default", "--service", service,
+		token, err := cp.workloadToken(cs.dir, service)
+		if err != nil {
+			return nil, err
+		}
+		args := append([]string{"--control-plane", cp.tlsAddr, "--token-file", token, "--ca-root-file", cp.rootFile(),
+			"--namespace", "default", "--service", service,
 			"--labels", "app=" + service + ",version=v1", "--address", addr, "--service-account", service,
 			"--log-level", "warn"}, extra...)
 		c, err := cs.start(name, true, proxyBin, args)
@@ -77,8 +84,23 @@ func runDataPlane(ctx context.Context, log *slog.Logger, cs *children, cp *contr
 	if err != nil {
 		return err
 	}
-	// The gRPC port's protocol makes the sidecar speak h2c to the upstream.
-	rev, err := cp.write("POST", "/api/v1/apply", "application/yaml", fmt.Sprintf(`apiVersion: networking.istio.io/v1
+	// The gRPC port's protocol makes the sidecar speak h2c to the upstream. The callees take
+	// only mutual TLS (STRICT), so a two-hop request that arrives at all came over it.
+	rev, err := cp.write("POST", "/api/v1/apply", "application/yaml", fmt.Sprintf(`apiVersion: security.istio.io/v1
+kind: PeerAuthentication
+metadata: {name: bench-b-strict, namespace: default}
+spec:
+  selector: {matchLabels: {app: bench-b}}
+  mtls: {mode: STRICT}
+---
+apiVersion: security.istio.io/v1
+kind: PeerAuthentication
+metadata: {name: bench-g-strict, namespace: default}
+spec:
+  selector: {matchLabels: {app: bench-g}}
+  mtls: {mode: STRICT}
+---
+apiVersion: networking.istio.io/v1
 kind: ServiceEntry
 metadata: {name: bench-upstream, namespace: default}
 spec:
@@ -91,10 +113,15 @@ spec:
   endpoints: [{address: %s}]
 `, upstreamHost, grpcPort, grpcAppPort, upAddr))
 	if err != nil {
-		return fmt.Errorf("apply the upstream's ServiceEntry: %w", err)
+		return fmt.Errorf("apply the upstream's ServiceEntry and the callees' PeerAuthentications: %w", err)
 	}
-	if _, err := cp.waitApplied(ctx, rev, 2, 50*time.Millisecond); err != nil {
+	if _, err := cp.waitApplied(ctx, rev, 4, 50*time.Millisecond); err != nil {
 		return err
+	}
+	for svc, port := range map[string]string{"bench-b": "8080", "bench-g": grpcPort} {
+		if err := waitFor(ctx, nil, 30*time.Second, svc+" STRICT", func() error { return cp.strictMTLS(svc, port) }); err != nil {
+			return err
+		}
 	}
 
 	pidsOf := func(cs ...*child) func() []int {

@@ -7,7 +7,9 @@ import (
 	"io"
 	"net/http"
 	"net/http/cookiejar"
+	"os"
 	"os/exec"
+	"path/filepath"
 	"strings"
 	"time"
 )
@@ -22,6 +24,9 @@ type controlPlane struct {
 	dbURL, dataDir    string
 	insecureXDS       bool
 	httpAddr, xdsAddr string
+	// tlsAddr is the authenticated xDS port (TLS and workload tokens) beside the plaintext
+	// one of --insecure-xds: the data plane's sidecars join there, to get certificates.
+	tlsAddr string
 	// debugAddr is the server's profiler address (--debug-addr), empty when its version has none.
 	debugAddr string
 	// splits counts the services the control-plane runs have split.
@@ -35,7 +40,7 @@ type controlPlane struct {
 func (cp *controlPlane) start(ctx context.Context) error {
 	args := []string{"--http-addr", cp.httpAddr, "--xds-addr", cp.xdsAddr, "--log-level", "warn"}
 	if cp.insecureXDS {
-		args = append(args, "--insecure-xds", "--xds-tls-addr", "127.0.0.1:0")
+		args = append(args, "--insecure-xds", "--xds-tls-addr", cp.tlsAddr)
 	}
 	if cp.debugAddr == "" {
 		if help, _ := exec.Command(cp.bin, "--help").CombinedOutput(); strings.Contains(string(help), "-debug-addr") {
@@ -97,20 +102,9 @@ func (cp *controlPlane) tryLogin() error {
 
 // write sends a signed-in write and returns the revision it committed.
 func (cp *controlPlane) write(method, path, contentType, body string) (int64, error) {
-	req, err := http.NewRequest(method, "http://"+cp.httpAddr+path, strings.NewReader(body))
+	b, err := cp.send(method, path, contentType, body, http.StatusOK)
 	if err != nil {
-		return 0, fmt.Errorf("%s %s: %w", method, path, err)
-	}
-	req.Header.Set("Content-Type", contentType)
-	req.Header.Set("X-CSRF-Token", cp.csrf)
-	resp, err := cp.api.Do(req)
-	if err != nil {
-		return 0, fmt.Errorf("%s %s: %w", method, path, err)
-	}
-	defer resp.Body.Close()
-	b, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
-	if resp.StatusCode != http.StatusOK {
-		return 0, fmt.Errorf("%s %s: %d %s", method, path, resp.StatusCode, b)
+		return 0, err
 	}
 	var out struct {
 		Revision int64 `json:"revision"`
@@ -120,6 +114,51 @@ func (cp *controlPlane) write(method, path, contentType, body string) (int64, er
 	}
 	return out.Revision, nil
 }
+
+// send makes a signed-in write and returns the answer's body, failing unless its status is
+// want.
+func (cp *controlPlane) send(method, path, contentType, body string, want int) ([]byte, error) {
+	req, err := http.NewRequest(method, "http://"+cp.httpAddr+path, strings.NewReader(body))
+	if err != nil {
+		return nil, fmt.Errorf("%s %s: %w", method, path, err)
+	}
+	req.Header.Set("Content-Type", contentType)
+	req.Header.Set("X-CSRF-Token", cp.csrf)
+	resp, err := cp.api.Do(req)
+	if err != nil {
+		return nil, fmt.Errorf("%s %s: %w", method, path, err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
+	if resp.StatusCode != want {
+		return nil, fmt.Errorf("%s %s: %d %s", method, path, resp.StatusCode, b)
+	}
+	return b, nil
+}
+
+// workloadToken creates a workload token for default/sa (POST /api/v1/workload-tokens) and
+// writes it to a file of mode 0600 in dir, whose path it returns.
+func (cp *controlPlane) workloadToken(dir, sa string) (string, error) {
+	b, err := cp.send("POST", "/api/v1/workload-tokens", "application/json",
+		fmt.Sprintf(`{"namespace":"default","serviceAccount":%q,"expiresIn":"24h"}`, sa), http.StatusCreated)
+	if err != nil {
+		return "", fmt.Errorf("workload token for default/%s: %w", sa, err)
+	}
+	var out struct {
+		Token string `json:"token"`
+	}
+	if err := json.Unmarshal(b, &out); err != nil || out.Token == "" {
+		return "", fmt.Errorf("workload token for default/%s: answer %.200q: %v", sa, b, err)
+	}
+	path := filepath.Join(dir, sa+".token")
+	if err := os.WriteFile(path, []byte(out.Token+"\n"), 0o600); err != nil {
+		return "", fmt.Errorf("workload token for default/%s: %w", sa, err)
+	}
+	return path, nil
+}
+
+// rootFile is the trust bundle the server writes for local proxies.
+func (cp *controlPlane) rootFile() string { return filepath.Join(cp.dataDir, "root-cert.pem") }
 
 // getJSON reads a signed-in GET into v.
 func (cp *controlPlane) getJSON(path string, v any) error {
@@ -145,10 +184,36 @@ func (cp *controlPlane) getJSON(path string, v any) error {
 type proxyList struct {
 	Revision int64 `json:"revision"`
 	Proxies  []struct {
-		Connected      bool      `json:"connected"`
-		SyncedRevision int64     `json:"syncedRevision"`
-		SyncedAt       time.Time `json:"syncedAt"`
+		Service        string            `json:"service"`
+		Connected      bool              `json:"connected"`
+		SyncedRevision int64             `json:"syncedRevision"`
+		SyncedAt       time.Time         `json:"syncedAt"`
+		Identity       string            `json:"identity"`
+		MTLS           map[string]string `json:"mtls"`
 	} `json:"proxies"`
+}
+
+// strictMTLS fails unless service's connected proxies have a SPIFFE identity and take only
+// mutual TLS on port.
+func (cp *controlPlane) strictMTLS(service, port string) error {
+	var pl proxyList
+	if err := cp.getJSON("/api/v1/proxies", &pl); err != nil {
+		return err
+	}
+	found := false
+	for _, p := range pl.Proxies {
+		if p.Service != service || !p.Connected {
+			continue
+		}
+		found = true
+		if !strings.HasPrefix(p.Identity, "spiffe://") || p.MTLS[port] != "STRICT" {
+			return fmt.Errorf("%s's sidecar: identity %q, mTLS on port %s %q; want a SPIFFE identity and STRICT", service, p.Identity, port, p.MTLS[port])
+		}
+	}
+	if !found {
+		return fmt.Errorf("no connected sidecar of %s", service)
+	}
+	return nil
 }
 
 // waitApplied waits until n connected proxies have applied revision rev and returns the newest
