@@ -26,7 +26,6 @@ import (
 	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/experimental"
 	"google.golang.org/grpc/keepalive"
-	"google.golang.org/grpc/mem"
 
 	"github.com/sluicemesh/sluice/internal/grpccodec"
 	"github.com/sluicemesh/sluice/internal/pgembed"
@@ -75,18 +74,6 @@ type Config struct {
 // them (see xds.Features).
 var proxyFeatures = xds.Features{HeaderRewrite: true, RegexRewrite: true, Retries: true, Fault: true, Mirror: true, CORS: true,
 	ConsistentHash: true, ConnectionPool: true, OutlierDetection: true, MTLS: true}
-
-// xdsBufferTiers are the buffer sizes (powers of two, 256 B to 8 MiB) of the gRPC servers'
-// pool. gRPC's default pool jumps from 32 KiB to 1 MiB, so each 40 KiB route table or
-// endpoint list in flight to a proxy held (and zeroed) a 1 MiB buffer: a gigabyte for a
-// thousand proxies. Every power of two wastes at most half a buffer.
-func xdsBufferTiers() []uint8 {
-	var tiers []uint8
-	for e := uint8(8); e <= 23; e++ {
-		tiers = append(tiers, e)
-	}
-	return tiers
-}
 
 // usageError marks bad flags or arguments: main prints it and exits 2.
 type usageError struct{ msg string }
@@ -332,11 +319,10 @@ func serve(ctx context.Context, cfg *Config, log *slog.Logger, stdout io.Writer)
 	if err != nil {
 		return err
 	}
-	pool, err := mem.NewBinaryTieredBufferPool(xdsBufferTiers()...)
-	if err != nil {
-		return err
-	}
-	codec := grpccodec.New()
+	// One pool for the transports and the codec: every power of two, so that a 40 KiB
+	// response is not held in gRPC's default 1 MiB buffer (grpccodec).
+	pool := grpccodec.NewPool()
+	codec := grpccodec.New(pool)
 	newGRPCServer := func(opts ...grpc.ServerOption) *grpc.Server {
 		return grpc.NewServer(append([]grpc.ServerOption{
 			experimental.BufferPool(pool),

@@ -4,31 +4,41 @@ package grpccodec
 
 import (
 	"fmt"
-	"math/bits"
-	"sync"
 
 	"google.golang.org/grpc/mem"
 	"google.golang.org/protobuf/proto"
 )
 
 // Codec is a protobuf codec for gRPC. It encodes as grpc-go's own does, into a pooled
-// buffer, and decodes from one, with two differences that matter when the same route table
-// goes to a thousand proxies at once:
-//
-//   - grpc-go's codec takes its buffers from the default pool, whose sizes jump from 32 KiB
-//     to 1 MiB, so each 40 KiB discovery response in flight held a 1 MiB buffer;
-//   - that pool zeroes every buffer it hands out, which is a megabyte cleared per response:
-//     in a profile of a push to 1,000 proxies, a tenth of the server's CPU, and as much again
-//     on the receiving side.
-//
-// The codec's pool has every power of two (dirtyPool) and does not zero: an encoded message
-// overwrites all of the length it asked for, and a decoded one is copied in whole, so no
-// byte of an earlier use is ever read.
-type Codec struct{ pool *dirtyPool }
+// buffer, and decodes from one, but with a pool of its choosing. grpc-go's codec always
+// takes the default pool, whose sizes jump from 32 KiB to 1 MiB and which zeroes what it
+// hands out: each 40 KiB discovery response held a 1 MiB buffer and cleared all of it, a
+// tenth of the server's CPU in a push to 1,000 proxies and as much on the receiving side.
+// With NewPool's sizes, a buffer is at most twice its message.
+type Codec struct{ pool mem.BufferPool }
 
-// New returns a Codec with its own pool. Pass it to grpc.ForceServerCodecV2 or, on a client,
-// grpc.ForceCodecV2.
-func New() Codec { return Codec{pool: &dirtyPool{}} }
+// New returns a Codec that takes its buffers from pool (NewPool's when nil). Pass it to
+// grpc.ForceServerCodecV2 or, on a client, grpc.ForceCodecV2.
+func New(pool mem.BufferPool) Codec {
+	if pool == nil {
+		pool = NewPool()
+	}
+	return Codec{pool: pool}
+}
+
+// NewPool returns a gRPC buffer pool with every power of two from 256 B to 8 MiB, for a
+// server's transport (experimental.BufferPool) and its Codec alike.
+func NewPool() mem.BufferPool {
+	var exps []uint8
+	for e := uint8(8); e <= 23; e++ {
+		exps = append(exps, e)
+	}
+	pool, err := mem.NewBinaryTieredBufferPool(exps...)
+	if err != nil {
+		panic(fmt.Sprintf("grpccodec: buffer pool of 2^8 to 2^23: %v", err)) // constant sizes
+	}
+	return pool
+}
 
 // Name is the content subtype: this codec replaces grpc-go's "proto".
 func (Codec) Name() string { return "proto" }
@@ -66,43 +76,4 @@ func (c Codec) Unmarshal(data mem.BufferSlice, v any) error {
 	buf := data.MaterializeToBuffer(c.pool)
 	defer buf.Free()
 	return proto.Unmarshal(buf.ReadOnlyData(), m)
-}
-
-// The dirty pool's buffer sizes: 2^minPoolExp (256 B) to 2^maxPoolExp (8 MiB). Larger
-// requests are allocated and left to the collector.
-const minPoolExp, maxPoolExp = 8, 23
-
-// dirtyPool is a gRPC buffer pool with a tier for every power of two that hands buffers
-// out as they were put back, not zeroed. Only code that overwrites what it asked for may use
-// it (Codec).
-type dirtyPool struct {
-	tiers [maxPoolExp + 1]sync.Pool
-}
-
-var _ mem.BufferPool = (*dirtyPool)(nil)
-
-// Get returns a buffer of length n whose capacity is the power of two at or above n.
-func (p *dirtyPool) Get(n int) *[]byte {
-	e := max(bits.Len(uint(max(n, 1)-1)), minPoolExp)
-	if e > maxPoolExp {
-		b := make([]byte, n)
-		return &b
-	}
-	if b, ok := p.tiers[e].Get().(*[]byte); ok {
-		*b = (*b)[:n]
-		return b
-	}
-	b := make([]byte, n, 1<<e)
-	return &b
-}
-
-// Put keeps b for reuse if its capacity is one of the pool's sizes.
-func (p *dirtyPool) Put(b *[]byte) {
-	c := cap(*b)
-	if c == 0 || c&(c-1) != 0 {
-		return
-	}
-	if e := bits.Len(uint(c)) - 1; e >= minPoolExp && e <= maxPoolExp {
-		p.tiers[e].Put(b)
-	}
 }

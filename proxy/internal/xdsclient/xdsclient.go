@@ -262,8 +262,8 @@ func (c *Client) backoff(n int) time.Duration {
 func (c *Client) runStream(ctx context.Context) (healthy bool, err error) {
 	opts := append([]grpc.DialOption{
 		// A mesh's CDS or EDS response can be far larger than gRPC's 4 MiB default. The
-		// codec decodes from buffers sized to the response and not zeroed first.
-		grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(maxMessage), grpc.ForceCodecV2(grpccodec.New())),
+		// codec decodes from buffers sized to the response, not gRPC's default 1 MiB.
+		grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(maxMessage), grpc.ForceCodecV2(grpccodec.New(nil))),
 	}, c.cfg.DialOptions...)
 	conn, err := Dial(c.cfg.Target, c.cfg.Credentials, opts...)
 	if err != nil {
