@@ -218,7 +218,7 @@ func evaluateTargets(r *Results) []Target {
 		t = Target{Name: "sidecar RSS under load", Target: fmt.Sprintf("≤ %d MB", targetRSSMB),
 			Measured: fmt.Sprintf("%.1f MB peak (VmHWM) at %d rps, %d conns (HTTP/1.1)", c.PeakRSSMB, c.Rate, c.Connections), Met: c.PeakRSSMB <= targetRSSMB}
 		if !t.Met {
-			t.Explanation = "about 19 MB of it is the binary's mapped code and tables (Go, gRPC and the Envoy protos the proxy decodes; an idle sidecar without configuration is at 23 MB), and the live heap is about 5 MB (protobuf descriptors, HTTP/2's header tables, the telemetry queue). Under load the collector lets the heap grow to twice what is live plus the buffers in flight, and the runtime keeps freed pages for a while. In this run the same two sidecars also carry the gRPC arms, and what the runtime took for those stays resident during the HTTP/1.1 cells (each cell's peak is reset, resident memory is not). --gc-percent and --memory-limit trade collections for memory; see README."
+			t.Explanation = "about 19 MB of it is the binary's mapped code and tables (Go, gRPC and the Envoy protos the proxy decodes; an idle sidecar without configuration is at 23 MB), and the live heap is about 5 MB (protobuf descriptors, HTTP/2's header tables, the telemetry queue). Under load the collector lets the heap grow to twice what is live plus the buffers in flight (16 connections' read and write buffers on each side), and the runtime keeps freed pages for a while. This sidecar carries only the HTTP/1.1 arms. --gc-percent and --memory-limit trade collections for memory; see README."
 		}
 		ts = append(ts, t)
 	}
@@ -235,13 +235,13 @@ func evaluateTargets(r *Results) []Target {
 			t.Measured += " (quick mode: fewer proxies than the target names)"
 		}
 		if !t.Met {
-			t.Explanation = "the server's CPU profile during the changes (bench/profiles/server-cpu-N.pprof) puts most of a push in sending it: a route table copied into each proxy's response and into gRPC's frame buffer, then written to each of N streams; building the push for every proxy is the smaller part. The simulated proxies read and ACK on the other core, which they share with the benchmark driver. With 10 changes, p99 is the slowest of them."
+			t.Explanation = "a weight change sends every proxy its whole route table again (one RouteConfiguration holding every service's virtual host, about 40 KiB for 200 services). Building the push for all proxies is about 45 ms of CPU; the rest is sending: go-control-plane copies the table into each stream's response, gRPC encodes that response per stream, and the simulated proxies decode and ACK 1,000 of them, all on two cores shared with the benchmark driver (bench/profiles/server-cpu-N.pprof). Getting under 100 ms takes sending less per change rather than sending faster: route tables split so that a change reaches only the affected service's routes (delta xDS with per-service route resources, or VHDS). With 10 changes, p99 is the slowest of them."
 		}
 		ts = append(ts, t)
 		t = Target{Name: "control-plane memory per proxy", Target: fmt.Sprintf("≤ %.1f MB", targetMBPerProxy),
 			Measured: fmt.Sprintf("%.3f MB with %d proxies", cp.RSSPerProxyMB, cp.Proxies), Met: cp.RSSPerProxyMB <= targetMBPerProxy}
 		if !t.Met {
-			t.Explanation = "the heap profile with the proxies connected (bench/profiles/server-heap-N.pprof, taken after a collection) shows a live heap of about 76 MB for 1,000 proxies; the rest of the resident memory is the connect storm's freed pages, which the server returns once its heap has stayed above its floor for two checks (server/memory.go). The reading, 20 s after the last proxy synced, can come before that (0.17 MB per proxy in one run, 0.98 in the next, when a trim in the middle of the storm had made the trimmer skip checks; trims while the heap still grows no longer do)."
+			t.Explanation = "the live heap with 1,000 proxies connected is about 75 MB, 0.075 MB per proxy (bench/profiles/server-heap-N.pprof, taken after a collection: mostly go-control-plane's per-stream responses and watches, and each proxy's subscribed names). The resident figure adds what the Go runtime keeps around it: the collector's headroom (GOGC=100 lets the heap reach twice what is live between collections), each stream's goroutine stacks, and pages a push freed that have not been returned yet (server/memory.go returns them once the heap stays well above its floor; the reading is 20 s after the last proxy synced)."
 		}
 		ts = append(ts, t)
 	}
