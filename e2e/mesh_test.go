@@ -13,6 +13,14 @@ import (
 	"testing"
 	"time"
 
+	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
+	discoveryv3 "github.com/envoyproxy/go-control-plane/envoy/service/discovery/v3"
+	"github.com/jackc/pgx/v5"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/protobuf/types/known/structpb"
+
+	"github.com/sluicemesh/sluice/internal/meta"
 	"github.com/sluicemesh/sluice/internal/pgtest"
 )
 
@@ -301,4 +309,77 @@ func TestRestartKeepsState(t *testing.T) {
 		return nil
 	})
 	waitServes(t, a, "http://b:8080/", instanceName(b, "b", "v1"))
+}
+
+// A server stopped with SIGTERM records each proxy's disconnection before it closes its
+// database: every workload row has its disconnected_at, and the log holds no failure. Many
+// proxies (raw ADS streams) make the shutdown race the closing of the store.
+func TestShutdownRecordsDisconnections(t *testing.T) {
+	const proxies = 300
+	db := pgtest.New(t, pgtest.Template{})
+	cp := startServer(t, db)
+	conn, err := grpc.NewClient(cp.xdsAddr, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	str := structpb.NewStringValue
+	for i := range proxies {
+		addr := fmt.Sprintf("10.9.%d.%d", i/250, 1+i%250)
+		name := "shut-v1-" + addr
+		node := &corev3.Node{Id: "sidecar~" + addr + "~" + name + ".default~default.svc." + meta.DefaultDomain, Cluster: "shut",
+			Metadata: &structpb.Struct{Fields: map[string]*structpb.Value{
+				meta.KeyNamespace: str("default"), meta.KeyService: str("shut"), meta.KeyAddress: str(addr),
+				meta.KeyInboundPorts: str("8080=18080"), meta.KeyServiceAccount: str("shut"), meta.KeyWorkloadName: str(name),
+				meta.KeyMode:   str(meta.ModeSidecar),
+				meta.KeyLabels: structpb.NewStructValue(&structpb.Struct{Fields: map[string]*structpb.Value{"app": str("shut"), "version": str("v1")}}),
+			}}}
+		st, err := discoveryv3.NewAggregatedDiscoveryServiceClient(conn).StreamAggregatedResources(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := st.Send(&discoveryv3.DiscoveryRequest{Node: node, TypeUrl: "type.googleapis.com/envoy.config.cluster.v3.Cluster"}); err != nil {
+			t.Fatal(err)
+		}
+		go func() {
+			for {
+				if _, err := st.Recv(); err != nil {
+					return
+				}
+			}
+		}()
+	}
+	eventually(t, 60*time.Second, "every stream registered", func() error {
+		n := 0
+		for _, p := range cp.proxies(t).Proxies {
+			if p.Connected {
+				n++
+			}
+		}
+		if n < proxies {
+			return fmt.Errorf("%d of %d connected", n, proxies)
+		}
+		return nil
+	})
+	cp.stop(syscall.SIGTERM, 30*time.Second)
+	if cp.err != nil {
+		t.Fatalf("server exit after SIGTERM: %v", cp.err)
+	}
+	if log := cp.out.text(); strings.Contains(log, "disconnect proxy") || strings.Contains(log, "closed pool") {
+		t.Errorf("the server's shutdown logged a failed disconnection:\n%s", log)
+	}
+	pg, err := pgx.Connect(context.Background(), db)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pg.Close(context.Background())
+	var rows, marked int
+	if err := pg.QueryRow(context.Background(), `SELECT count(*), count(disconnected_at) FROM workloads`).Scan(&rows, &marked); err != nil {
+		t.Fatal(err)
+	}
+	if rows != proxies || marked != proxies {
+		t.Errorf("%d workload rows, %d with disconnected_at; want %d and %d", rows, marked, proxies, proxies)
+	}
 }

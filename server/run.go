@@ -327,6 +327,9 @@ func serve(ctx context.Context, cfg *Config, log *slog.Logger, stdout io.Writer)
 		return grpc.NewServer(append([]grpc.ServerOption{
 			experimental.BufferPool(pool),
 			grpc.ForceServerCodecV2(codec),
+			// Stop returns once every stream's handler has, so each proxy's disconnection is
+			// recorded before the store closes (otherwise each failed with "closed pool").
+			grpc.WaitForHandlers(true),
 			grpc.MaxConcurrentStreams(1 << 20),
 			grpc.KeepaliveParams(keepalive.ServerParameters{Time: 30 * time.Second, Timeout: 10 * time.Second}),
 			grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: 10 * time.Second, PermitWithoutStream: true}),
