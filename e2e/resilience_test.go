@@ -103,7 +103,17 @@ func TestResiliencePolicies(t *testing.T) {
 		addr := nextAddr()
 		start(t, "httpbin", "httpbin", []string{"--addr", addr + ":18000", "--version", "v1"}, "HTTP_PROXY=http://"+addr+":15001")
 		startSidecar(t, cp, addr, "httpbin", "v1", "--inbound", "8000=18000")
-		eventually(t, 30*time.Second, "httpbin reachable through the mesh", func() error {
+		// Reachable, and reported ready: an endpoint serves before its sidecar's first probe
+		// passes, and a "not ready" from a probe that ran too early would take it out of the
+		// endpoints later, in the middle of the checks below.
+		eventually(t, 30*time.Second, "httpbin ready and reachable through the mesh", func() error {
+			ready := false
+			for _, p := range cp.proxies(t).Proxies {
+				ready = ready || (p.Address == addr && p.Health.Ready)
+			}
+			if !ready {
+				return fmt.Errorf("httpbin's sidecar does not report its application ready")
+			}
 			if r := sidecarGet(t, http.DefaultClient, client.addr, "httpbin:8000", "/get", nil); r.status != http.StatusOK {
 				return fmt.Errorf("%d %s", r.status, r.body)
 			}
