@@ -161,8 +161,9 @@ func latencyOf(h *stats.HistogramData) Latency {
 func measured(ctx context.Context, t target, rate, conns int, d time.Duration) (sample, error) {
 	s := sample{Arm: t.arm, Protocol: t.protocol, Rate: rate, Conns: conns}
 	pids := t.pids()
-	// The peak RSS of a cell is its own: the arms of both protocols run in the same proxy
-	// processes, whose lifetime peak would otherwise carry the busiest cell's into every other.
+	// The peak RSS of a cell is its own: each proxy process carries every rate and connection
+	// count of its arm, and its lifetime peak would otherwise carry the busiest cell's into
+	// every other.
 	resetPeakRSS(pids)
 	before, err := measure(pids)
 	if err != nil {

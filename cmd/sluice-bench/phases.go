@@ -84,23 +84,22 @@ func runDataPlane(ctx context.Context, log *slog.Logger, cs *children, cp *contr
 	if err != nil {
 		return err
 	}
-	// The gRPC port's protocol makes the sidecar speak h2c to the upstream. The callees take
-	// only mutual TLS (STRICT), so a two-hop request that arrives at all came over it.
-	rev, err := cp.write("POST", "/api/v1/apply", "application/yaml", fmt.Sprintf(`apiVersion: security.istio.io/v1
+	// The gRPC port's protocol makes the sidecar speak h2c to the upstream. The callees (each
+	// with its inbound port) take only mutual TLS (STRICT), so a two-hop request that arrives
+	// at all came over it.
+	callees := map[string]string{"bench-b": "8080", "bench-g": grpcPort}
+	var strict strings.Builder
+	for svc := range callees {
+		fmt.Fprintf(&strict, `apiVersion: security.istio.io/v1
 kind: PeerAuthentication
-metadata: {name: bench-b-strict, namespace: default}
+metadata: {name: %s-strict, namespace: default}
 spec:
-  selector: {matchLabels: {app: bench-b}}
+  selector: {matchLabels: {app: %s}}
   mtls: {mode: STRICT}
 ---
-apiVersion: security.istio.io/v1
-kind: PeerAuthentication
-metadata: {name: bench-g-strict, namespace: default}
-spec:
-  selector: {matchLabels: {app: bench-g}}
-  mtls: {mode: STRICT}
----
-apiVersion: networking.istio.io/v1
+`, svc, svc)
+	}
+	rev, err := cp.write("POST", "/api/v1/apply", "application/yaml", strict.String()+fmt.Sprintf(`apiVersion: networking.istio.io/v1
 kind: ServiceEntry
 metadata: {name: bench-upstream, namespace: default}
 spec:
@@ -118,7 +117,7 @@ spec:
 	if _, err := cp.waitApplied(ctx, rev, 4, 50*time.Millisecond); err != nil {
 		return err
 	}
-	for svc, port := range map[string]string{"bench-b": "8080", "bench-g": grpcPort} {
+	for svc, port := range callees {
 		if err := waitFor(ctx, nil, 30*time.Second, svc+" STRICT", func() error { return cp.strictMTLS(svc, port) }); err != nil {
 			return err
 		}
