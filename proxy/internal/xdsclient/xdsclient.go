@@ -258,12 +258,15 @@ func (c *Client) backoff(n int) time.Duration {
 	return rand.N(ceiling + 1)
 }
 
+// codec decodes the control plane's responses; its buffer pool outlives each connection.
+var codec = grpccodec.New(nil)
+
 // runStream runs one stream until it fails; healthy reports that the server answered on it.
 func (c *Client) runStream(ctx context.Context) (healthy bool, err error) {
 	opts := append([]grpc.DialOption{
 		// A mesh's CDS or EDS response can be far larger than gRPC's 4 MiB default. The
 		// codec decodes from buffers sized to the response, not gRPC's default 1 MiB.
-		grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(maxMessage), grpc.ForceCodecV2(grpccodec.New(nil))),
+		grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(maxMessage), grpc.ForceCodecV2(codec)),
 	}, c.cfg.DialOptions...)
 	conn, err := Dial(c.cfg.Target, c.cfg.Credentials, opts...)
 	if err != nil {

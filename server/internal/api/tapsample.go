@@ -22,28 +22,27 @@ import (
 type tapSampler struct {
 	lim  *rate.Limiter
 	rng  *rand.Rand
-	kept []telemetry.AccessEntry // the reservoir: a uniform sample of the seen entries
+	kept []telemetry.AccessEntry // the reservoir, of at most lim.Burst(): a uniform sample of the seen entries
 	seen int                     // entries offered since the last flush
-	cap  int
 }
 
 func newTapSampler(perSecond, burst int) *tapSampler {
 	return &tapSampler{
 		lim: rate.NewLimiter(rate.Limit(perSecond), burst),
 		rng: rand.New(rand.NewPCG(rand.Uint64(), rand.Uint64())),
-		cap: burst,
 	}
 }
 
 // offer considers one entry for the next flush.
 func (s *tapSampler) offer(e telemetry.AccessEntry) {
 	s.seen++
-	if len(s.kept) < s.cap {
+	size := s.lim.Burst()
+	if len(s.kept) < size {
 		s.kept = append(s.kept, e)
 		return
 	}
-	// Algorithm R: the seen-th entry replaces a kept one with probability cap/seen.
-	if j := s.rng.IntN(s.seen); j < s.cap {
+	// Algorithm R: the seen-th entry replaces a kept one with probability size/seen.
+	if j := s.rng.IntN(s.seen); j < size {
 		s.kept[j] = e
 	}
 }
