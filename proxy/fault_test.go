@@ -74,8 +74,8 @@ func TestFaultInjection(t *testing.T) {
 				Headers: []*routev3.HeaderMatcher{{Name: "end-user", HeaderMatchSpecifier: &routev3.HeaderMatcher_ExactMatch{ExactMatch: "jason"}}}})
 			// A delay longer than the route timeout: the timeout starts after the delay.
 			slow := rc.VirtualHosts[2].Routes[0]
-			slow.TypedPerFilterConfig = routeFault(&faultv3.HTTPFault{Delay: fixedDelay(300*time.Millisecond, 100)})
-			slow.GetRoute().Timeout = durationpb.New(100 * time.Millisecond)
+			slow.TypedPerFilterConfig = routeFault(&faultv3.HTTPFault{Delay: fixedDelay(700*time.Millisecond, 100)})
+			slow.GetRoute().Timeout = durationpb.New(400 * time.Millisecond)
 			// 30% aborted, 50% delayed by 1ms, independently.
 			rc.VirtualHosts[3].Routes[0].TypedPerFilterConfig = routeFault(&faultv3.HTTPFault{
 				Abort: httpAbort(503, 30), Delay: fixedDelay(time.Millisecond, 50)})
@@ -117,7 +117,7 @@ func TestFaultInjection(t *testing.T) {
 		before := statValue(t, p, "http.fault.delays_injected")
 		res, body, err := p.get("slow", "/")
 		if err != nil || res.StatusCode != 200 || body != "app" {
-			t.Fatalf("%v %v %q, want 200 app: the 100ms timeout starts after the 300ms delay", res, err, body)
+			t.Fatalf("%v %v %q, want 200 app: the 400ms timeout starts after the 700ms delay", res, err, body)
 		}
 		if got := statValue(t, p, "http.fault.delays_injected"); got != before+1 {
 			t.Errorf("delays_injected %d, want %d", got, before+1)

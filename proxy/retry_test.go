@@ -68,11 +68,14 @@ func TestRetries(t *testing.T) {
 		alwaysCalls.Add(1)
 		w.WriteHeader(503)
 	})
-	var slowCalls atomic.Int64
+	// slowFirst hangs on a request's first try and answers its second at once. It reads
+	// the try from x-envoy-attempt-count rather than counting calls: under load the
+	// second try can reach it before the first.
 	release := make(chan struct{})
 	t.Cleanup(func() { close(release) })
 	slowFirst := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if slowCalls.Add(1) == 1 {
+		w.Header().Set("X-Attempt", r.Header.Get("X-Envoy-Attempt-Count"))
+		if r.Header.Get("X-Envoy-Attempt-Count") == "1" {
 			select {
 			case <-release:
 			case <-r.Context().Done():
@@ -110,7 +113,7 @@ func TestRetries(t *testing.T) {
 		"reset-no":    retryPolicy("connect-failure", 1),
 		"grpc":        retryPolicy("unavailable", 1),
 		"dead":        {RetryOn: "connect-failure", NumRetries: wrapperspb.UInt32(1), HostSelectionRetryMaxAttempts: 5, RetryHostPredicate: previousHosts()},
-		"per-try":     {RetryOn: "5xx", NumRetries: wrapperspb.UInt32(1), PerTryTimeout: durationpb.New(100 * time.Millisecond)},
+		"per-try":     {RetryOn: "5xx", NumRetries: wrapperspb.UInt32(1), PerTryTimeout: durationpb.New(400 * time.Millisecond)},
 		"route-bound": {RetryOn: "5xx", NumRetries: wrapperspb.UInt32(1000), PerTryTimeout: durationpb.New(20 * time.Millisecond)},
 		"fault":       retryPolicy("5xx", 3),
 		"attempt":     retryPolicy("5xx", 1),
@@ -159,7 +162,7 @@ func TestRetries(t *testing.T) {
 					ra.Timeout = durationpb.New(300 * time.Millisecond)
 				case "fault":
 					vh.Routes[0].TypedPerFilterConfig = map[string]*anypb.Any{"envoy.filters.http.fault": mustAny(&faultv3.HTTPFault{Abort: httpAbort(503, 100)})}
-				case "attempt":
+				case "attempt", "per-try":
 					vh.IncludeRequestAttemptCount = true
 				}
 			}
@@ -194,7 +197,11 @@ func TestRetries(t *testing.T) {
 		{"a reset is not a connect failure", func() *http.Request { return p.outboundRequest("GET", "reset-no", "/") }, 503,
 			"upstream connect error or disconnect/reset before headers. reset reason: connection termination", once(resetNo)},
 		{"gRPC unavailable from grpc-status", func() *http.Request { return p.outboundRequest("GET", "grpc", "/") }, 200, "", nil},
-		{"per-try timeout, then a fast try", func() *http.Request { return p.outboundRequest("GET", "per-try", "/") }, 200, "fast", nil},
+		{"per-try timeout, then a fast try", func() *http.Request { return p.outboundRequest("GET", "per-try", "/") }, 200, "fast", func(t *testing.T, res *http.Response) {
+			if got := res.Header.Get("X-Attempt"); got != "2" {
+				t.Errorf("the answer came from try %q, want 2", got)
+			}
+		}},
 		{"the route timeout bounds every try", func() *http.Request { return p.outboundRequest("GET", "route-bound", "/") }, 504, "upstream request timeout", func(t *testing.T, res *http.Response) {
 			if n := hangCalls.Load(); n < 2 || n >= 1000 {
 				t.Errorf("%d tries: want several, cut short by the route timeout", n)
