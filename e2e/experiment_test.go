@@ -86,7 +86,7 @@ spec:
 	}
 
 	t.Run("runs for its duration, then finishes", func(t *testing.T) {
-		out := ctl.ok("", "experiment", "start", "-f", file("b-abort", "10s"))
+		out := ctl.ok("", "experiment", "start", "-f", file("b-abort", "20s"))
 		if !strings.Contains(out, "faultexperiment/b-abort created") {
 			t.Errorf("experiment start printed %q", out)
 		}

@@ -367,9 +367,13 @@ func TestLiveCommands(t *testing.T) {
 		})
 		rev := revisionOf(t, cp.write(t, http.MethodPost, "/api/v1/apply", "application/yaml",
 			"apiVersion: networking.istio.io/v1\nkind: DestinationRule\nmetadata: {name: live, namespace: default}\nspec:\n  host: live\n  subsets: [{name: v1, labels: {version: v1}}]\n", http.StatusOK))
-		read("of the revision", func(m message) bool { return m.Type == "revision" && m.Revision.Revision == rev })
-		read("of the sidecar synced to it", func(m message) bool {
-			return m.Type == "proxy" && m.Proxy.Service == "live" && m.Proxy.SyncedRevision >= rev && m.Proxy.InSync
+		// Revisions and proxy states come from separate notification channels, so the
+		// sidecar's sync can be told before the revision.
+		var sawRevision, sawSynced bool
+		read("of the revision and of the sidecar synced to it", func(m message) bool {
+			sawRevision = sawRevision || (m.Type == "revision" && m.Revision.Revision == rev)
+			sawSynced = sawSynced || (m.Type == "proxy" && m.Proxy.Service == "live" && m.Proxy.SyncedRevision >= rev && m.Proxy.InSync)
+			return sawRevision && sawSynced
 		})
 	})
 

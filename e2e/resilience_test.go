@@ -103,17 +103,8 @@ func TestResiliencePolicies(t *testing.T) {
 		addr := nextAddr()
 		start(t, "httpbin", "httpbin", []string{"--addr", addr + ":18000", "--version", "v1"}, "HTTP_PROXY=http://"+addr+":15001")
 		startSidecar(t, cp, addr, "httpbin", "v1", "--inbound", "8000=18000")
-		// Reachable, and reported ready: an endpoint serves before its sidecar's first probe
-		// passes, and a "not ready" from a probe that ran too early would take it out of the
-		// endpoints later, in the middle of the checks below.
-		eventually(t, 30*time.Second, "httpbin ready and reachable through the mesh", func() error {
-			ready := false
-			for _, p := range cp.proxies(t).Proxies {
-				ready = ready || (p.Address == addr && p.Health.Ready)
-			}
-			if !ready {
-				return fmt.Errorf("httpbin's sidecar does not report its application ready")
-			}
+		waitReady(t, cp, addr)
+		eventually(t, 30*time.Second, "httpbin reachable through the mesh", func() error {
 			if r := sidecarGet(t, http.DefaultClient, client.addr, "httpbin:8000", "/get", nil); r.status != http.StatusOK {
 				return fmt.Errorf("%d %s", r.status, r.body)
 			}
@@ -212,6 +203,7 @@ spec:
 		good := startEcho(t, cp, "backend", "v1")
 		bad := startEcho(t, cp, "backend", "v2", "--fail-every", "1")
 		goodName, badName := instanceName(good, "backend", "v1"), instanceName(bad, "backend", "v2")
+		waitReady(t, cp, good.addr, bad.addr)
 		const host = "backend:8080"
 		const cluster = "outbound|8080||backend.default.svc.cluster.local"
 		// Both endpoints take traffic: the bad one fails.
@@ -236,7 +228,7 @@ spec:
     outlierDetection:
       consecutive5xxErrors: 1
       interval: 1s
-      baseEjectionTime: 2s
+      baseEjectionTime: 8s
       maxEjectionPercent: 100
 `)
 		// The bad endpoint's first failure ejects it: the sidecar says so.
@@ -270,11 +262,13 @@ spec:
 	})
 
 	t.Run("consistent hash", func(t *testing.T) {
-		var names []string
+		var names, addrs []string
 		for _, v := range []string{"v1", "v2", "v3"} {
 			w := startEcho(t, cp, "sticky", v)
-			names = append(names, instanceName(w, "sticky", v))
+			names, addrs = append(names, instanceName(w, "sticky", v)), append(addrs, w.addr)
 		}
+		// A readiness that settles later would change the hash ring between the checks.
+		waitReady(t, cp, addrs...)
 		const host = "sticky:8080"
 		eventually(t, 30*time.Second, "every sticky endpoint reached", func() error {
 			seen := map[string]bool{}
@@ -317,6 +311,25 @@ spec:
 		if len(owners) < 2 {
 			t.Errorf("20 users all reached %v: different keys must spread over the endpoints", owners)
 		}
+	})
+}
+
+// waitReady waits until the sidecars at addrs report their applications ready. An endpoint
+// serves before its sidecar's first probe passes, and a "not ready" from a probe that ran
+// too early takes it out of the endpoints later, in the middle of a test's checks.
+func waitReady(t *testing.T, cp *controlPlane, addrs ...string) {
+	t.Helper()
+	eventually(t, 30*time.Second, fmt.Sprintf("the sidecars at %v report their applications ready", addrs), func() error {
+		ready := map[string]bool{}
+		for _, p := range cp.proxies(t).Proxies {
+			ready[p.Address] = ready[p.Address] || p.Health.Ready
+		}
+		for _, a := range addrs {
+			if !ready[a] {
+				return fmt.Errorf("%s not ready", a)
+			}
+		}
+		return nil
 	})
 }
 

@@ -65,9 +65,9 @@ spec:
 	callerSidecar := startSidecar(t, cp, caller, "client", "v1")
 	from := time.Now().Add(-time.Minute)
 
-	// The mix: v1 answers 300 × 200 after 30 ms and 70 × 503 at once; v2 answers 200 × 200
+	// The mix: v1 answers 300 × 200 after 60 ms and 70 × 503 at once; v2 answers 200 × 200
 	// after 300 ms and 30 × 404 at once.
-	const fast, slow = 30, 300 // ms
+	const fast, slow = 60, 300 // ms
 	send(t, caller, "v1", fmt.Sprintf("/delay/%dms", fast), 300, http.StatusOK)
 	send(t, caller, "v1", "/status/503", 70, http.StatusServiceUnavailable)
 	send(t, caller, "v2", fmt.Sprintf("/delay/%dms", slow), 200, http.StatusOK)

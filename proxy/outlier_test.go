@@ -43,7 +43,7 @@ func TestOutlierDetectionEjectsAndReturns(t *testing.T) {
 			case "reviews":
 				istioOutlierDetection(c, 3, time.Hour)
 			case "lonely":
-				istioOutlierDetection(c, 2, 300*time.Millisecond)
+				istioOutlierDetection(c, 2, 2*time.Second)
 			}
 		},
 	}

@@ -114,7 +114,7 @@ func TestRetries(t *testing.T) {
 		"grpc":        retryPolicy("unavailable", 1),
 		"dead":        {RetryOn: "connect-failure", NumRetries: wrapperspb.UInt32(1), HostSelectionRetryMaxAttempts: 5, RetryHostPredicate: previousHosts()},
 		"per-try":     {RetryOn: "5xx", NumRetries: wrapperspb.UInt32(1), PerTryTimeout: durationpb.New(400 * time.Millisecond)},
-		"route-bound": {RetryOn: "5xx", NumRetries: wrapperspb.UInt32(1000), PerTryTimeout: durationpb.New(20 * time.Millisecond)},
+		"route-bound": {RetryOn: "5xx", NumRetries: wrapperspb.UInt32(1000), PerTryTimeout: durationpb.New(100 * time.Millisecond)},
 		"fault":       retryPolicy("5xx", 3),
 		"attempt":     retryPolicy("5xx", 1),
 		"big-body":    retryPolicy("5xx", 1),
@@ -159,7 +159,7 @@ func TestRetries(t *testing.T) {
 				ra.RetryPolicy = routes[vh.Domains[0]]
 				switch vh.Domains[0] {
 				case "route-bound":
-					ra.Timeout = durationpb.New(300 * time.Millisecond)
+					ra.Timeout = durationpb.New(2 * time.Second)
 				case "fault":
 					vh.Routes[0].TypedPerFilterConfig = map[string]*anypb.Any{"envoy.filters.http.fault": mustAny(&faultv3.HTTPFault{Abort: httpAbort(503, 100)})}
 				case "attempt", "per-try":
@@ -203,8 +203,10 @@ func TestRetries(t *testing.T) {
 			}
 		}},
 		{"the route timeout bounds every try", func() *http.Request { return p.outboundRequest("GET", "route-bound", "/") }, 504, "upstream request timeout", func(t *testing.T, res *http.Response) {
-			if n := hangCalls.Load(); n < 2 || n >= 1000 {
-				t.Errorf("%d tries: want several, cut short by the route timeout", n)
+			// A try already sent can reach the upstream just after the 504.
+			eventually(t, 5*time.Second, "several tries reach the upstream", func() bool { return hangCalls.Load() >= 2 })
+			if n := hangCalls.Load(); n > 20 {
+				t.Errorf("%d tries of 100ms within the 2s route timeout: want at most 20", n)
 			}
 			if res.Header.Get("X-Sluice-Reason") == "" {
 				t.Error("no x-sluice-reason")
