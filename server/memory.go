@@ -3,6 +3,7 @@ package server
 import (
 	"context"
 	"log/slog"
+	"runtime"
 	"runtime/debug"
 	"runtime/metrics"
 	"time"
@@ -103,6 +104,11 @@ func trimMemory(ctx context.Context, log *slog.Logger, every time.Duration) erro
 			continue
 		}
 		start := time.Now()
+		// Two collections: buffers that went back to a sync.Pool (gRPC's, which hold every
+		// response of a push) survive the first in the pool's victim cache and are freed by
+		// the second. With one, a push's buffers stayed resident until the runtime's next
+		// collection, minutes later on a quiet server.
+		runtime.GC()
 		debug.FreeOSMemory()
 		after := resident()
 		tr.trimmed(r, after)
