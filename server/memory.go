@@ -82,36 +82,60 @@ func (t *trimmer) trimmed(before, after uint64) {
 // trimMemory checks the resident heap every interval and, when the trimmer says so, collects
 // and returns the free pages to the operating system, until ctx ends.
 func trimMemory(ctx context.Context, log *slog.Logger, every time.Duration) error {
-	sample := []metrics.Sample{
+	return newMemoryTrim(log, every).run(ctx)
+}
+
+// memoryTrim is trimMemory's loop. Its floor is the resident heap when it is made.
+type memoryTrim struct {
+	log    *slog.Logger
+	every  time.Duration
+	sample []metrics.Sample
+	tr     *trimmer
+}
+
+func newMemoryTrim(log *slog.Logger, every time.Duration) *memoryTrim {
+	m := &memoryTrim{log: log, every: every, sample: []metrics.Sample{
 		{Name: "/memory/classes/heap/free:bytes"},
 		{Name: "/memory/classes/heap/objects:bytes"},
-	}
-	resident := func() uint64 {
-		metrics.Read(sample)
-		return sample[0].Value.Uint64() + sample[1].Value.Uint64()
-	}
-	tr := newTrimmer(resident())
-	t := time.NewTicker(every)
+	}}
+	m.tr = newTrimmer(m.resident())
+	return m
+}
+
+func (m *memoryTrim) resident() uint64 {
+	metrics.Read(m.sample)
+	return m.sample[0].Value.Uint64() + m.sample[1].Value.Uint64()
+}
+
+func (m *memoryTrim) run(ctx context.Context) error {
+	t := time.NewTicker(m.every)
 	defer t.Stop()
 	for {
 		select {
 		case <-ctx.Done():
 			return nil
 		case <-t.C:
+			m.check()
 		}
-		r := resident()
-		if !tr.check(r) {
-			continue
-		}
-		start := time.Now()
-		// Two collections: buffers that went back to a sync.Pool (gRPC's, which hold every
-		// response of a push) survive the first in the pool's victim cache and are freed by
-		// the second. With one, a push's buffers stayed resident until the runtime's next
-		// collection, minutes later on a quiet server.
-		runtime.GC()
-		debug.FreeOSMemory()
-		after := resident()
-		tr.trimmed(r, after)
-		log.Debug("returned free memory to the operating system", "resident_heap_before", r, "after", after, "took", time.Since(start).String())
 	}
+}
+
+// check reads the resident heap and trims when the trimmer says so. It reports whether it
+// trimmed.
+func (m *memoryTrim) check() bool {
+	r := m.resident()
+	if !m.tr.check(r) {
+		return false
+	}
+	start := time.Now()
+	// Two collections: buffers that went back to a sync.Pool (gRPC's, which hold every
+	// response of a push) survive the first in the pool's victim cache and are freed by the
+	// second. With one, a push's buffers stayed resident until a later trim or the runtime's
+	// next collection.
+	runtime.GC()
+	debug.FreeOSMemory()
+	after := m.resident()
+	m.tr.trimmed(r, after)
+	m.log.Debug("returned free memory to the operating system", "resident_heap_before", r, "after", after, "took", time.Since(start).String())
+	return true
 }
