@@ -56,6 +56,11 @@ func startBookinfo(t *testing.T, cp *controlPlane) *bookinfoMesh {
 		}
 		return httpOK("http://" + m.gateway + ":15000/ready")
 	})
+	addrs := make([]string, 0, len(m.apps))
+	for _, w := range m.apps {
+		addrs = append(addrs, w.addr)
+	}
+	waitReady(t, cp, addrs...)
 	return m
 }
 

@@ -277,7 +277,27 @@ func startWorkload(t testing.TB, cp *controlPlane, service, version string) *wor
 			"--http-addr", w.addr + ":18080", "--grpc-addr", w.addr + ":19090"},
 		"HTTP_PROXY=http://"+w.addr+":15001", "NO_PROXY=")
 	w.sidecar = startSidecar(t, cp, w.addr, service, version, "--inbound", "8080=18080", "--inbound", "9090=19090")
+	waitReady(t, cp, w.addr)
 	return w
+}
+
+// waitReady waits until the sidecars at addrs report their applications ready. An endpoint
+// serves before its sidecar's first probe passes, and a "not ready" from a probe that ran
+// too early takes it out of the endpoints later, in the middle of a test's checks.
+func waitReady(t testing.TB, cp *controlPlane, addrs ...string) {
+	t.Helper()
+	eventually(t, 30*time.Second, fmt.Sprintf("the sidecars at %v report their applications ready", addrs), func() error {
+		ready := map[string]bool{}
+		for _, p := range cp.proxies(t).Proxies {
+			ready[p.Address] = ready[p.Address] || p.Health.Ready
+		}
+		for _, a := range addrs {
+			if !ready[a] {
+				return fmt.Errorf("%s not ready", a)
+			}
+		}
+		return nil
+	})
 }
 
 // proxyLogLevel is the sidecars' log level: debug for tests, whose logs explain a failure;

@@ -314,25 +314,6 @@ spec:
 	})
 }
 
-// waitReady waits until the sidecars at addrs report their applications ready. An endpoint
-// serves before its sidecar's first probe passes, and a "not ready" from a probe that ran
-// too early takes it out of the endpoints later, in the middle of a test's checks.
-func waitReady(t *testing.T, cp *controlPlane, addrs ...string) {
-	t.Helper()
-	eventually(t, 30*time.Second, fmt.Sprintf("the sidecars at %v report their applications ready", addrs), func() error {
-		ready := map[string]bool{}
-		for _, p := range cp.proxies(t).Proxies {
-			ready[p.Address] = ready[p.Address] || p.Health.Ready
-		}
-		for _, a := range addrs {
-			if !ready[a] {
-				return fmt.Errorf("%s not ready", a)
-			}
-		}
-		return nil
-	})
-}
-
 // startEcho starts an echo instance with extra flags (appArgs) and its sidecar, serving
 // port 8080 as startWorkload does.
 func startEcho(t *testing.T, cp *controlPlane, service, version string, appArgs ...string) *workload {
