@@ -201,6 +201,9 @@ func TestAuthorizationByPrincipal(t *testing.T) {
 		}
 		return httpOK("http://" + gateway + ":15000/ready")
 	})
+	for _, w := range apps {
+		waitReady(t, m.cp, w.addr)
+	}
 	for name, w := range apps {
 		if c := readCerts(t, w.addr); !c.Issued {
 			t.Skipf("sidecar %s holds no workload certificate (/certs: %+v): principal rules need sidecars with certificates and mutual TLS between them", name, c)

@@ -153,6 +153,7 @@ func TestGatewayTLS(t *testing.T) {
 	addr := nextAddr()
 	start(t, "httpbin-v1", "httpbin", []string{"--addr", addr + ":18000", "--version", "v1"}, "HTTP_PROXY=http://"+addr+":15001")
 	startSidecar(t, cp, addr, "httpbin", "v1", "--inbound", "8000=18000")
+	waitReady(t, cp, addr)
 	gw := nextAddr()
 	gwProc := start(t, "gateway", "sluice-proxy", []string{"--control-plane", cp.xdsAddr, "--mode", "gateway",
 		"--namespace", "istio-system", "--labels", "istio=ingressgateway,app=istio-ingressgateway",

@@ -101,6 +101,7 @@ func (m *securedMesh) workload(t *testing.T, service, tokenFile string) *workloa
 		[]string{"--service", service, "--instance", instance, "--http-addr", w.addr + ":18080", "--grpc-addr", w.addr + ":19090"},
 		"HTTP_PROXY=http://"+w.addr+":15001", "NO_PROXY=")
 	w.sidecar = startSidecar(t, m.cp, w.addr, service, "v1", append(m.proxyArgs(tokenFile), "--inbound", "8080=18080")...)
+	waitReady(t, m.cp, w.addr)
 	return w
 }
 

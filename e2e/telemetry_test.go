@@ -60,6 +60,7 @@ spec:
 		app := start(t, "httpbin-"+v, "httpbin", []string{"--addr", addr + ":18000", "--version", v})
 		sc := startSidecar(t, cp, addr, "httpbin", v, "--inbound", "8000=18000")
 		backends[v] = &workload{addr: addr, app: app, sidecar: sc}
+		waitReady(t, cp, addr)
 	}
 	caller := nextAddr()
 	callerSidecar := startSidecar(t, cp, caller, "client", "v1")
@@ -498,6 +499,7 @@ spec:
 	backend := nextAddr()
 	start(t, "httpbin-v1", "httpbin", []string{"--addr", backend + ":18000", "--version", "v1"})
 	startSidecar(t, cp, backend, "httpbin", "v1", "--inbound", "8000=18000")
+	waitReady(t, cp, backend)
 	gw := nextAddr()
 	p := start(t, "gateway", "sluice-proxy", []string{"--control-plane", cp.xdsAddr, "--mode", "gateway",
 		"--namespace", "istio-system", "--labels", "istio=ingressgateway,app=istio-ingressgateway",
