@@ -203,7 +203,6 @@ spec:
 		good := startEcho(t, cp, "backend", "v1")
 		bad := startEcho(t, cp, "backend", "v2", "--fail-every", "1")
 		goodName, badName := instanceName(good, "backend", "v1"), instanceName(bad, "backend", "v2")
-		waitReady(t, cp, good.addr, bad.addr)
 		const host = "backend:8080"
 		const cluster = "outbound|8080||backend.default.svc.cluster.local"
 		// Both endpoints take traffic: the bad one fails.
@@ -262,13 +261,11 @@ spec:
 	})
 
 	t.Run("consistent hash", func(t *testing.T) {
-		var names, addrs []string
+		var names []string
 		for _, v := range []string{"v1", "v2", "v3"} {
 			w := startEcho(t, cp, "sticky", v)
-			names, addrs = append(names, instanceName(w, "sticky", v)), append(addrs, w.addr)
+			names = append(names, instanceName(w, "sticky", v))
 		}
-		// A readiness that settles later would change the hash ring between the checks.
-		waitReady(t, cp, addrs...)
 		const host = "sticky:8080"
 		eventually(t, 30*time.Second, "every sticky endpoint reached", func() error {
 			seen := map[string]bool{}
@@ -315,7 +312,7 @@ spec:
 }
 
 // startEcho starts an echo instance with extra flags (appArgs) and its sidecar, serving
-// port 8080 as startWorkload does.
+// port 8080, and waits for its reported readiness, as startWorkload does.
 func startEcho(t *testing.T, cp *controlPlane, service, version string, appArgs ...string) *workload {
 	t.Helper()
 	w := &workload{addr: nextAddr()}
@@ -323,6 +320,7 @@ func startEcho(t *testing.T, cp *controlPlane, service, version string, appArgs 
 	w.app = start(t, instance, "echo", append([]string{"--service", service, "--instance", instance,
 		"--http-addr", w.addr + ":18080"}, appArgs...), "HTTP_PROXY=http://"+w.addr+":15001", "NO_PROXY=")
 	w.sidecar = startSidecar(t, cp, w.addr, service, version, "--inbound", "8080=18080")
+	waitReady(t, cp, w.addr)
 	return w
 }
 

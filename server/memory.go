@@ -82,19 +82,18 @@ func (t *trimmer) trimmed(before, after uint64) {
 // trimMemory checks the resident heap every interval and, when the trimmer says so, collects
 // and returns the free pages to the operating system, until ctx ends.
 func trimMemory(ctx context.Context, log *slog.Logger, every time.Duration) error {
-	return newMemoryTrim(log, every).run(ctx)
+	return newMemoryTrim(log).run(ctx, every)
 }
 
 // memoryTrim is trimMemory's loop. Its floor is the resident heap when it is made.
 type memoryTrim struct {
 	log    *slog.Logger
-	every  time.Duration
 	sample []metrics.Sample
 	tr     *trimmer
 }
 
-func newMemoryTrim(log *slog.Logger, every time.Duration) *memoryTrim {
-	m := &memoryTrim{log: log, every: every, sample: []metrics.Sample{
+func newMemoryTrim(log *slog.Logger) *memoryTrim {
+	m := &memoryTrim{log: log, sample: []metrics.Sample{
 		{Name: "/memory/classes/heap/free:bytes"},
 		{Name: "/memory/classes/heap/objects:bytes"},
 	}}
@@ -107,8 +106,8 @@ func (m *memoryTrim) resident() uint64 {
 	return m.sample[0].Value.Uint64() + m.sample[1].Value.Uint64()
 }
 
-func (m *memoryTrim) run(ctx context.Context) error {
-	t := time.NewTicker(m.every)
+func (m *memoryTrim) run(ctx context.Context, every time.Duration) error {
+	t := time.NewTicker(every)
 	defer t.Stop()
 	for {
 		select {

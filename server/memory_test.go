@@ -7,7 +7,6 @@ import (
 	"runtime/metrics"
 	"sync"
 	"testing"
-	"time"
 )
 
 var sink [][]byte
@@ -48,7 +47,7 @@ func trimsAfter(t *testing.T, what string, burst func()) {
 		return s[0].Value.Uint64()
 	}
 	defer debug.SetGCPercent(debug.SetGCPercent(-1))
-	m := newMemoryTrim(slog.New(slog.NewTextHandler(io.Discard, nil)), time.Hour)
+	m := newMemoryTrim(slog.New(slog.NewTextHandler(io.Discard, nil)))
 	burst()
 	before := released()
 	for i := 0; !m.check(); i++ {
